@@ -1,0 +1,41 @@
+import pytest
+
+from tfbert.cli import build_parser, parse_config
+from tfbert.config import ModelConfig, PredictConfig, TrainConfig
+
+import train
+
+
+def test_every_field_is_a_flag():
+    text = build_parser(TrainConfig, "").format_help()
+    for name in [*TrainConfig.__dataclass_fields__, *ModelConfig.__dataclass_fields__]:
+        if name != "model":
+            assert "--" + name.replace("_", "-") in text
+
+
+def test_parse_nested_and_bools():
+    config = parse_config(TrainConfig, ["--num-layers", "3", "--no-bucket-by-length", "--learning-rate", "1e-4"], "")
+    assert config.model.num_layers == 3 and config.bucket_by_length is False and config.learning_rate == 1e-4
+    assert TrainConfig().resolved_learning_rate == 5e-4
+    assert TrainConfig(preset="x").resolved_learning_rate == 2e-5
+
+
+def test_positional_texts():
+    config = parse_config(PredictConfig, ["--model", "m", "a", "b"], "")
+    assert config.texts == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--epochs", "0"], "--epochs must be >= 1, got 0"),
+        (["--max-seq-length", "2"], "--max-seq-length must be >= 3"),
+        (["--hidden-dim", "30", "--num-heads", "4"], "--hidden-dim 30 is not divisible by --num-heads 4"),
+        (["--strategy", "gpu"], "--strategy 'gpu' is not one of"),
+        (["--data", "/nonexistent/file.csv"], "Data file '/nonexistent/file.csv' does not exist"),
+    ],
+)
+def test_bad_flags_fail_in_one_line(capsys, argv, message):
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

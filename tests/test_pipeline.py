@@ -1,0 +1,97 @@
+"""End to end: train -> SavedModel -> evaluate.py / predict.py, on a tiny model."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import evaluate
+import predict
+from tfbert.export import export_saved_model
+from tfbert.model import probabilities_per_label
+
+pytestmark = pytest.mark.slow
+TEXTS = ["这个手机很好", "快递太差了，退货", "great", "", "我们的酒店服务质量价格" * 20]
+
+LOADER = r"""
+import json, sys
+import tensorflow as tf, tensorflow_text  # noqa: F401  the only imports a TF Serving client has
+loaded = tf.saved_model.load(sys.argv[1])
+out = loaded.signatures["serving_default"](text=tf.constant(json.loads(sys.argv[2])))
+assert "tfbert" not in sys.modules and "keras_hub" not in sys.modules
+print(json.dumps({"probabilities": out["probabilities"].numpy().tolist(),
+                  "label": [x.decode() for x in out["label"].numpy()]}))
+"""
+
+
+def test_layout_and_assets(trained):
+    path = trained.export_path
+    assert path.endswith(os.path.join("reviews", "1"))
+    assert os.path.isfile(os.path.join(path, "saved_model.pb"))
+    extra = os.path.join(path, "assets.extra")
+    assert open(os.path.join(extra, "labels.txt"), encoding="utf-8").read() == "negative\npositive\n"
+    config = json.load(open(os.path.join(extra, "config.json"), encoding="utf-8"))
+    assert config["max_seq_length"] == 32 and config["label_names"] == ["negative", "positive"]
+    metrics = json.load(open(os.path.join(extra, "metrics.json")))
+    assert {"loss", "accuracy", "f1", "roc_auc", "confusion_matrix"} <= set(metrics)
+    assert os.path.isfile(os.path.join(trained.run_dir, "checkpoints", "best.keras"))
+    assert not [n for n in os.listdir(os.path.dirname(path)) if n.startswith(".tmp")]
+
+
+def test_tiny_model_learns(trained):
+    # The label is decided by one sentiment word: a working pipeline learns it.
+    assert trained.metrics["accuracy"] >= 0.8
+
+
+def test_savedmodel_matches_keras_in_a_fresh_process(trained):
+    keras_probs = np.asarray(probabilities_per_label(trained.model(trained.preprocessor(tf.constant(TEXTS)), training=False)))
+    out = subprocess.run([sys.executable, "-c", LOADER, trained.export_path, json.dumps(TEXTS)],
+                         capture_output=True, text=True, check=True)
+    served = json.loads(out.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(served["probabilities"], keras_probs, atol=1e-5)
+    assert served["label"] == [trained.label_names[i] for i in keras_probs.argmax(1)]
+
+
+def test_predict_prints_json_lines(trained, capsys, tmp_path):
+    assert predict.main(["--model", os.path.dirname(trained.export_path), "很好", "太差了"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in lines] == ["很好", "太差了"]
+    for r in lines:
+        assert set(r["probabilities"]) == {"negative", "positive"}
+        assert sum(r["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+        assert r["label"] == max(r["probabilities"], key=r["probabilities"].get)
+    file = tmp_path / "texts.txt"
+    file.write_text("很好\n\n太差了\n", encoding="utf-8")
+    assert predict.main(["--model", trained.export_path, "--file", str(file)]) == 0
+    assert [json.loads(x)["label"] for x in capsys.readouterr().out.splitlines()] == [r["label"] for r in lines]
+
+
+def test_evaluate_prints_article_line_and_report(trained, review_csv, capsys, tmp_path):
+    out_json = tmp_path / "m.json"
+    assert evaluate.main(["--model", os.path.dirname(trained.export_path), "--data", review_csv, "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    first = out.splitlines()[0]
+    assert first.startswith("Validation Loss: ") and ", Validation Accuracy: " in first
+    assert "precision" in out and "Confusion matrix" in out
+    metrics = json.loads(out_json.read_text())
+    assert metrics["num_examples"] == 400
+    assert f"{metrics['accuracy']:.4f}" in first
+
+
+def test_versions_count_up_and_never_overwrite(trained, tmp_path):
+    base = str(tmp_path / "m")
+    first = export_saved_model(trained.model, trained.preprocessor, trained.label_names, base, extra_files={"labels.txt": "a\nb\n"})
+    second = export_saved_model(trained.model, trained.preprocessor, trained.label_names, base)
+    assert [os.path.basename(first), os.path.basename(second)] == ["1", "2"]
+    with pytest.raises(ValueError, match="already exists and is never overwritten"):
+        export_saved_model(trained.model, trained.preprocessor, trained.label_names, base, version=1)
+    assert sorted(os.listdir(base)) == ["1", "2"]
+
+
+def test_not_an_export(tmp_path, capsys):
+    assert predict.main(["--model", str(tmp_path), "x"]) == 2
+    assert "is not a tfbert export" in capsys.readouterr().err

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given, settings, strategies as st
+
+from tests.conftest import CHARS, TINY_VOCAB
+from tfbert.preprocessing import TextPreprocessor, bucket_lengths, make_dataset
+
+ID = {token: i for i, token in enumerate(TINY_VOCAB)}
+CLS, SEP, PAD = 1, 2, 0
+
+
+def features(pre, *texts):
+    out = pre(*[tf.constant(t) for t in texts])
+    return {k: v.numpy().tolist() for k, v in out.items()}
+
+
+def test_single_golden(tiny_tokenizer):
+    pre = TextPreprocessor(tiny_tokenizer, sequence_length=8)
+    out = features(pre, ["很好", "Great!"])
+    assert out["token_ids"] == [
+        [CLS, ID["很"], ID["好"], SEP, PAD, PAD, PAD, PAD],
+        [CLS, ID["great"], ID["!"], SEP, PAD, PAD, PAD, PAD],  # lowercased
+    ]
+    assert out["segment_ids"] == [[0] * 8, [0] * 8]
+    assert out["padding_mask"] == [[1, 1, 1, 1, 0, 0, 0, 0]] * 2
+    assert all(v.dtype == tf.int32 for v in pre(tf.constant(["好"])).values())
+
+
+def test_pair_golden(tiny_tokenizer):
+    pre = TextPreprocessor(tiny_tokenizer, sequence_length=10, pair=True)
+    out = features(pre, ["很好"], ["推荐"])
+    assert out["token_ids"] == [[CLS, ID["很"], ID["好"], SEP, ID["推"], ID["荐"], SEP, PAD, PAD, PAD]]
+    assert out["segment_ids"] == [[0, 0, 0, 0, 1, 1, 1, 0, 0, 0]]
+    assert out["padding_mask"] == [[1, 1, 1, 1, 1, 1, 1, 0, 0, 0]]
+
+
+def test_truncation_keeps_cls_and_sep(tiny_tokenizer):
+    pre = TextPreprocessor(tiny_tokenizer, sequence_length=5)
+    out = features(pre, ["这个手机很好"])
+    assert out["token_ids"] == [[CLS, ID["这"], ID["个"], ID["手"], SEP]]
+    assert out["padding_mask"] == [[1] * 5]
+
+
+def test_pair_truncation_is_waterfall(tiny_tokenizer):
+    # The first text takes the budget first; the pair gets what is left.
+    pre = TextPreprocessor(tiny_tokenizer, sequence_length=7, pair=True)
+    out = features(pre, ["这个手机"], ["很好推荐"])
+    assert out["token_ids"] == [[CLS, ID["这"], ID["个"], ID["手"], ID["机"], SEP, SEP]]
+    assert out["segment_ids"] == [[0, 0, 0, 0, 0, 0, 1]]
+    out = features(pre, ["好"], ["这个手机很好"])
+    assert out["token_ids"] == [[CLS, ID["好"], SEP, ID["这"], ID["个"], ID["手"], SEP]]
+    assert out["segment_ids"] == [[0, 0, 0, 1, 1, 1, 1]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(alphabet=CHARS, min_size=0, max_size=40), min_size=1, max_size=6), st.integers(3, 24))
+def test_mask_is_ones_then_zeros(tiny_tokenizer, texts, length):
+    pre = TextPreprocessor(tiny_tokenizer, sequence_length=length)
+    out = pre(tf.constant(texts))
+    for text, mask, ids in zip(texts, out["padding_mask"].numpy(), out["token_ids"].numpy()):
+        n = int(mask.sum())
+        assert n == min(len(text) + 2, length)  # every CJK char is one token
+        assert mask.tolist() == [1] * n + [0] * (length - n)
+        assert ids[0] == CLS and ids[n - 1] == SEP and (ids[n:] == PAD).all()
+
+
+def test_bucket_lengths():
+    assert bucket_lengths(128) == [16, 32, 48, 64, 80, 96, 112, 128]
+    assert bucket_lengths(40) == [16, 32, 40]
+    assert bucket_lengths(10) == [10]
+
+
+def test_bucketed_dataset_keeps_every_example_once_and_trims(tiny_tokenizer):
+    rng = np.random.default_rng(0)
+    texts = ["".join(rng.choice(CHARS, size=int(n))) for n in rng.integers(1, 60, size=100)]
+    labels = np.arange(100)
+    pre = TextPreprocessor(tiny_tokenizer, sequence_length=64)
+    ds = make_dataset(pre, texts, labels, batch_size=8, shuffle=True, seed=1, bucket=True)
+    seen = []
+    for feats, y in ds:
+        width = feats["token_ids"].shape[1]
+        longest = int(feats["padding_mask"].numpy().sum(axis=1).max())
+        assert width in bucket_lengths(64) and longest <= width
+        assert width == min(b for b in bucket_lengths(64) if b >= longest)
+        for row_ids, label in zip(feats["token_ids"].numpy(), y.numpy()):
+            expected = pre(tf.constant([texts[label]]))["token_ids"].numpy()[0]
+            assert (row_ids == expected[:width]).all() and not expected[width:].any()
+        seen += y.numpy().tolist()
+    assert sorted(seen) == list(range(100))

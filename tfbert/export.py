@@ -1,0 +1,120 @@
+"""SavedModel export in TF Serving's layout: `<export-dir>/<model-name>/<version>/`.
+
+Signatures (see README "Serving"):
+- `serving_default`: `text` (tf.string, [batch]) [+ `text_pair` for pair
+  models] -> `probabilities` (float32, [batch, num_labels]; binary models
+  return [P(label 0), P(label 1)] per row) and `label` (tf.string, [batch]).
+- `serve_token_ids`: `token_ids`, `segment_ids`, `padding_mask` (int32,
+  [batch, seq]) -> the same outputs, for clients that tokenize themselves.
+
+Tokenization happens inside the graph with tensorflow-text ops, so the
+export answers raw strings with only `tensorflow` + `tensorflow_text`.
+
+A version is written to a hidden temporary directory beside the target and
+renamed into place in one step: a server polling the base path never sees a
+half-written model, and an existing version is never overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+
+from tfbert.model import probabilities_per_label
+from tfbert.preprocessing import FEATURES, TextPreprocessor
+
+logger = logging.getLogger(__name__)
+
+ASSETS_EXTRA = "assets.extra"
+
+
+def existing_versions(base_dir: str) -> list[int]:
+    """Integer version directories under `base_dir` (TF Serving ignores other names)."""
+    if not os.path.isdir(base_dir):
+        return []
+    return sorted(int(name) for name in os.listdir(base_dir) if name.isdigit() and os.path.isdir(os.path.join(base_dir, name)))
+
+
+def next_version(base_dir: str) -> int:
+    versions = existing_versions(base_dir)
+    return versions[-1] + 1 if versions else 1
+
+
+def _outputs(model: keras.Model, features: dict, labels: tf.Tensor) -> dict[str, tf.Tensor]:
+    probabilities = tf.cast(probabilities_per_label(model(features, training=False)), tf.float32)
+    return {"probabilities": probabilities, "label": tf.gather(labels, tf.argmax(probabilities, axis=-1))}
+
+
+def build_archive(model: keras.Model, preprocessor: TextPreprocessor, label_names: Sequence[str]) -> keras.export.ExportArchive:
+    """An ExportArchive with the raw-text and token-id signatures."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(preprocessor.tokenizer)
+    labels = tf.constant(list(label_names), tf.string)
+    text_specs = [tf.TensorSpec([None], tf.string, name="text")]
+    if preprocessor.pair:
+        text_specs.append(tf.TensorSpec([None], tf.string, name="text_pair"))
+
+        def serve_text(text, text_pair):
+            return _outputs(model, preprocessor(text, text_pair), labels)
+    else:
+        def serve_text(text):
+            return _outputs(model, preprocessor(text), labels)
+
+    def serve_token_ids(token_ids, segment_ids, padding_mask):
+        features = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
+        return _outputs(model, features, labels)
+
+    archive.add_endpoint("serving_default", serve_text, input_signature=text_specs)
+    archive.add_endpoint(
+        "serve_token_ids", serve_token_ids,
+        input_signature=[tf.TensorSpec([None, None], tf.int32, name=name) for name in FEATURES],
+    )
+    return archive
+
+
+def export_saved_model(
+    model: keras.Model,
+    preprocessor: TextPreprocessor,
+    label_names: Sequence[str],
+    base_dir: str,
+    version: int | None = None,
+    extra_files: dict[str, str] | None = None,
+) -> str:
+    """Write `<base_dir>/<version>/` atomically and return its path.
+
+    Args:
+        extra_files: name -> text content, written to `assets.extra/` (labels, config, metrics, vocab).
+
+    Raises:
+        ValueError: `version` already exists (exports never overwrite).
+    """
+    os.makedirs(base_dir, exist_ok=True)
+    version = next_version(base_dir) if version is None else version
+    target = os.path.join(base_dir, str(version))
+    if os.path.exists(target):
+        raise ValueError(
+            f"Export version {target!r} already exists and is never overwritten. "
+            "Drop --version to take the next free one, or choose another."
+        )
+    tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base_dir)
+    try:
+        archive = build_archive(model, preprocessor, label_names)
+        archive.write_out(tmp, verbose=False)
+        extra = os.path.join(tmp, ASSETS_EXTRA)
+        os.makedirs(extra, exist_ok=True)
+        for name, content in (extra_files or {}).items():
+            with open(os.path.join(extra, name), "w", encoding="utf-8") as f:
+                f.write(content)
+        os.rename(tmp, target)  # atomic on one filesystem: the version appears complete or not at all
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("Exported SavedModel to %s", target)
+    return target
