@@ -1,5 +1,7 @@
 """Classify texts with an exported model: one JSON object per line.
 
+For a sentence-pair model, give each input as "text<TAB>text_pair".
+
     python predict.py --model saved_models/snownlp_sentiment 很好 太差了
     python predict.py --model saved_models/snownlp_sentiment --file texts.txt
     echo 很好 | python predict.py --model saved_models/snownlp_sentiment
@@ -23,19 +25,35 @@ def _read_texts(config: PredictConfig) -> list[str]:
     return [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
 
 
+def _split_pairs(texts: list[str]) -> tuple[list[str], list[str]]:
+    firsts, seconds = [], []
+    for number, line in enumerate(texts, 1):
+        if "\t" not in line:
+            raise ValueError(
+                f"Input {number} ({line[:40]!r}) has no tab: this is a sentence-pair model; "
+                "give each input as text<TAB>text_pair."
+            )
+        first, second = line.split("\t", 1)
+        firsts.append(first)
+        seconds.append(second)
+    return firsts, seconds
+
+
 def _run(config: PredictConfig) -> int:
     from tfbert.serving import LocalModel
 
     texts = _read_texts(config)
     model = LocalModel(config.model)
-    probabilities = model.predict(texts, batch_size=config.batch_size)
-    for text, row in zip(texts, probabilities):
-        best = int(row.argmax())
-        record = {
-            "text": text,
-            "label": model.label_names[best],
-            "probabilities": {name: round(float(p), 6) for name, p in zip(model.label_names, row)},
-        }
+    pairs = None
+    if model.pair:
+        texts, pairs = _split_pairs(texts)
+    probabilities = model.predict(texts, pairs, batch_size=config.batch_size)
+    for i, row in enumerate(probabilities):
+        record = {"text": texts[i]}
+        if pairs is not None:
+            record["text_pair"] = pairs[i]
+        record["label"] = model.label_names[int(row.argmax())]
+        record["probabilities"] = {name: round(float(p), 6) for name, p in zip(model.label_names, row)}
         print(json.dumps(record, ensure_ascii=False))
     return 0
 

@@ -95,3 +95,46 @@ def test_versions_count_up_and_never_overwrite(trained, tmp_path):
 def test_not_an_export(tmp_path, capsys):
     assert predict.main(["--model", str(tmp_path), "x"]) == 2
     assert "is not a tfbert export" in capsys.readouterr().err
+
+
+def test_savedmodel_ignores_padding_and_batch_mates(trained):
+    loaded = tf.saved_model.load(trained.export_path)
+    serve = loaded.signatures["serving_default"]
+    alone = serve(text=tf.constant(["很好"]))["probabilities"].numpy()
+    batched = serve(text=tf.constant(["我们的酒店服务质量价格" * 9, "很好", "差"]))["probabilities"].numpy()
+    np.testing.assert_allclose(batched[1], alone[0], atol=1e-5)
+    feats = trained.preprocessor(tf.constant(["很好"]))  # padded to 32
+    by_ids = loaded.signatures["serve_token_ids"]
+    for width in (4, 16, 32):
+        out = by_ids(**{k: v[:, :width] for k, v in feats.items()})["probabilities"].numpy()
+        np.testing.assert_allclose(out, alone, atol=1e-5)
+
+
+def test_export_has_no_round_robin_trim(trained):
+    graph = open(os.path.join(trained.export_path, "saved_model.pb"), "rb").read()
+    assert b"RoundRobinTrim" not in graph  # TF Serving <= 2.19 does not link it
+    assert b"FastWordpieceTokenizeWithOffsets" in graph  # tokenization is inside the graph
+
+
+def test_pair_model_end_to_end(tmp_path, capsys):
+    from tests.conftest import TINY_FLAGS, synthetic_rows, write_csv
+    import train
+
+    rows = [{"a": r["text"], "b": s["text"], "label": int(r["label"] == s["label"])}
+            for r, s in zip(synthetic_rows(120, seed=1), synthetic_rows(120, seed=2))]
+    path = write_csv(tmp_path / "pairs.csv", rows, fieldnames=("a", "b", "label"))
+    argv = ["--data", path, "--text-column", "a", "--text-pair-column", "b", "--epochs", "1",
+            "--export-dir", str(tmp_path / "sm"), "--log-dir", str(tmp_path / "logs"), *TINY_FLAGS]
+    assert train.main(argv) == 0
+    export = str(tmp_path / "sm" / "pairs" / "1")
+    serve = tf.saved_model.load(export).signatures["serving_default"]
+    assert set(serve.structured_input_signature[1]) == {"text", "text_pair"}
+    out = serve(text=tf.constant(["很好"]), text_pair=tf.constant(["推荐"]))
+    assert out["probabilities"].shape == (1, 2)
+    capsys.readouterr()
+    assert predict.main(["--model", export, "很好\t推荐"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["text"] == "很好" and record["text_pair"] == "推荐"
+    np.testing.assert_allclose(list(record["probabilities"].values()), out["probabilities"].numpy()[0], atol=1e-5)
+    assert evaluate.main(["--model", export, "--data", path]) == 0
+    assert "Validation Accuracy" in capsys.readouterr().out

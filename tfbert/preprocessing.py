@@ -29,6 +29,7 @@ import keras
 import keras_hub
 import numpy as np
 import tensorflow as tf
+import tensorflow_text as tf_text
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +38,41 @@ FEATURES = ("token_ids", "segment_ids", "padding_mask")
 BUCKET_STEP = 16  # tokens between padded lengths when bucketing batches by length
 
 
+def bert_normalize(text: tf.Tensor, lowercase: bool) -> tf.Tensor:
+    """BERT's text normalization, as the reference (Hugging Face BertNormalizer) does it.
+
+    1. Tabs, newlines and Unicode space separators become " "; NUL, U+FFFD
+       and other control/format characters are removed.
+    2. With `lowercase`: NFD, drop combining marks (strip accents), then
+       per-character lowercase.
+
+    keras-hub's `BertTokenizer(lowercase=True)` instead case-folds with NFKC
+    and keeps accents, so full-width "，" becomes "," and "café" stays
+    "café" -- ids that differ from the checkpoint's original tokenizer. We
+    normalize here and hand the tokenizer already-normalized text with its
+    own lowercasing off. CJK splitting, punctuation splitting and WordPiece
+    are keras-hub's, and already match.
+    """
+    text = tf.strings.regex_replace(text, r"[\t\n\r\p{Zs}]", " ")
+    text = tf.strings.regex_replace(text, r"[\x{0}\x{FFFD}\p{Cc}\p{Cf}\p{Co}]", "")
+    if lowercase:
+        text = tf_text.normalize_utf8(text, "NFD")
+        text = tf.strings.regex_replace(text, r"\p{Mn}", "")
+        text = tf.strings.lower(text, encoding="utf-8")
+    return text
+
+
 def learn_vocabulary(texts: Sequence[str], vocabulary_size: int, lowercase: bool = True) -> list[str]:
     """Learn a WordPiece vocabulary with tensorflow-text's learner (via keras-hub).
 
-    Pre-tokenization is BERT's basic tokenizer (the same one `BertTokenizer`
-    applies), so every CJK character is its own word and ends up its own
-    token; Latin words get WordPiece sub-words.
+    Texts are normalized with `bert_normalize` first, then pre-tokenized by
+    BERT's basic tokenizer rules (the ones `BertTokenizer` applies), so every
+    CJK character is its own word and ends up its own token; Latin words get
+    WordPiece sub-words.
     """
-    data = tf.data.Dataset.from_tensor_slices(list(texts)).batch(1024)
+    data = tf.data.Dataset.from_tensor_slices(list(texts)).batch(1024).map(lambda t: bert_normalize(t, lowercase))
     vocab = keras_hub.tokenizers.compute_word_piece_vocabulary(
-        data, vocabulary_size=vocabulary_size, lowercase=lowercase, reserved_tokens=RESERVED_TOKENS
+        data, vocabulary_size=vocabulary_size, lowercase=False, reserved_tokens=RESERVED_TOKENS
     )
     logger.info("Learned a WordPiece vocabulary of %d tokens from %d texts.", len(vocab), len(texts))
     return vocab
@@ -95,7 +121,10 @@ class TextPreprocessor:
     """
 
     def __init__(self, tokenizer: keras_hub.models.BertTokenizer, sequence_length: int, pair: bool = False):
-        self.tokenizer = tokenizer  # a Keras layer owning the vocab table: the export tracks it
+        self.lowercase = bool(tokenizer.lowercase)
+        # Same vocabulary, lowercasing off: `bert_normalize` already did it the
+        # reference way. A Keras layer owning the vocab table: the export tracks it.
+        self.tokenizer = keras_hub.models.BertTokenizer(vocabulary=tokenizer.get_vocabulary(), lowercase=False)
         self.sequence_length = sequence_length
         self.pair = pair
         self.packer = keras_hub.layers.MultiSegmentPacker(
@@ -118,7 +147,8 @@ class TextPreprocessor:
     # pure-Python tokenizer path, which is not what tf.data and the export run.
     @tf.function(reduce_retracing=True)
     def _pack(self, text, text_pair=None):
-        segments = [self.tokenizer(text)] if text_pair is None else [self.tokenizer(text), self.tokenizer(text_pair)]
+        texts = [text] if text_pair is None else [text, text_pair]
+        segments = [self.tokenizer(bert_normalize(t, self.lowercase)) for t in texts]
         token_ids, segment_ids = self.packer(tuple(segments))
         # int32 everywhere: keras-hub's own preprocessor returns a bool mask,
         # which breaks cross-replica aggregation under MirroredStrategy (AddN

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import os
+import sys
 import time
 
 import keras
@@ -161,7 +162,9 @@ def train(config: TrainConfig) -> TrainResult:
     logger.info("Model: %d parameters; %d steps per epoch.", model.count_params(), steps_per_epoch)
     start = time.time()
     # shuffle=False: train_ds reshuffles itself every epoch (Keras cannot shuffle a tf.data pipeline).
-    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=_callbacks(run_dir), shuffle=False)
+    # One line per epoch when stdout is a log file rather than a terminal.
+    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=_callbacks(run_dir), shuffle=False,
+              verbose=1 if sys.stdout.isatty() else 2)
     train_seconds = time.time() - start
 
     y_true, probabilities = predict_dataset(model, val_ds)
