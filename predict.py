@@ -5,11 +5,13 @@ For a sentence-pair model, give each input as "text<TAB>text_pair".
     python predict.py --model saved_models/snownlp_sentiment 很好 太差了
     python predict.py --model saved_models/snownlp_sentiment --file texts.txt
     echo 很好 | python predict.py --model saved_models/snownlp_sentiment
+    python predict.py --server http://localhost:8501 --model-name snownlp_sentiment 很好
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from tfbert.cli import run_script
@@ -20,6 +22,8 @@ def _read_texts(config: PredictConfig) -> list[str]:
     if config.texts:
         return list(config.texts)
     if config.file:
+        if not os.path.isfile(config.file):
+            raise FileNotFoundError(f"--file {config.file!r} does not exist.")
         with open(config.file, encoding="utf-8") as f:
             return [line.rstrip("\r\n") for line in f if line.strip()]
     return [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
@@ -40,10 +44,13 @@ def _split_pairs(texts: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _run(config: PredictConfig) -> int:
-    from tfbert.serving import LocalModel
+    from tfbert.serving import LocalModel, RemoteModel
 
     texts = _read_texts(config)
-    model = LocalModel(config.model)
+    if config.server:
+        model = RemoteModel(config.server, config.model_name, config.version, config.request_format)
+    else:
+        model = LocalModel(config.model)
     pairs = None
     if model.pair:
         texts, pairs = _split_pairs(texts)

@@ -21,6 +21,10 @@ def _run(config: TrainConfig) -> int:
     result = train(config)
     metrics = result.metrics
     print(f"Validation Loss: {metrics['loss']:.4f}, Validation Accuracy: {metrics['accuracy']:.4f}")
+    if "baseline" in metrics:
+        base = metrics["baseline"]
+        print(f"Baseline (TF-IDF + LogisticRegression): Validation Loss: {base['loss']:.4f}, "
+              f"Validation Accuracy: {base['accuracy']:.4f}")
     if result.export_path:
         logger.info("SavedModel: %s", result.export_path)
     logger.info("TensorBoard: tensorboard --logdir %s", result.run_dir)

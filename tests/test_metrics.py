@@ -36,3 +36,14 @@ def test_multiclass_macro_and_missing_label():
 def test_confusion_matrix_text():
     text = format_confusion_matrix([[3, 1], [0, 2]], ["neg", "pos"])
     assert text.splitlines()[1].split() == ["neg", "3", "1"]
+
+
+def test_baseline_learns_the_synthetic_task():
+    from tests.conftest import synthetic_rows
+    from tfbert.baseline import tfidf_baseline
+
+    rows = synthetic_rows(400)
+    ids = np.array([int(r["label"] == "positive") for r in rows])
+    texts = [r["text"] for r in rows]
+    m = tfidf_baseline(texts[:300], ids[:300], texts[300:], ids[300:], ["negative", "positive"])
+    assert m["accuracy"] > 0.9 and "report" not in m and m["num_examples"] == 100

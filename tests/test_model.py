@@ -29,6 +29,11 @@ def tiny_model(tiny_tokenizer):
     return build_classifier(backbone, num_classes=2)
 
 
+@pytest.fixture(scope="module")
+def preprocessors(tiny_tokenizer):
+    return {n: TextPreprocessor(tiny_tokenizer, n) for n in (32, 64, 128)}
+
+
 def _probs(model, pre, texts):
     return np.asarray(probabilities_per_label(model(pre(tf.constant(texts)), training=False)))
 
@@ -38,13 +43,13 @@ def _probs(model, pre, texts):
     text=st.text(alphabet=CHARS, min_size=1, max_size=25),
     others=st.lists(st.text(alphabet=CHARS, min_size=20, max_size=120), min_size=0, max_size=4),
 )
-def test_padding_and_batch_invariance(tiny_model, tiny_tokenizer, text, others):
+def test_padding_and_batch_invariance(tiny_model, preprocessors, text, others):
     """A text's probabilities do not depend on its padding or its batch-mates."""
-    alone = _probs(tiny_model, TextPreprocessor(tiny_tokenizer, 32), [text])[0]
+    alone = _probs(tiny_model, preprocessors[32], [text])[0]
     for length in (64, 128):
-        padded = _probs(tiny_model, TextPreprocessor(tiny_tokenizer, length), [text])[0]
+        padded = _probs(tiny_model, preprocessors[length], [text])[0]
         np.testing.assert_allclose(padded, alone, atol=1e-5)
-    batched = _probs(tiny_model, TextPreprocessor(tiny_tokenizer, 128), [*others, text])[-1]
+    batched = _probs(tiny_model, preprocessors[128], [*others, text])[-1]
     np.testing.assert_allclose(batched, alone, atol=1e-5)
 
 

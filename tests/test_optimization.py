@@ -29,4 +29,20 @@ def test_weight_decay_skips_layer_norm_and_biases():
     assert skipped and all(p.rsplit("/", 1)[-1] in {"gamma", "beta", "bias"} for p in skipped)
     assert all(p.rsplit("/", 1)[-1] in {"kernel", "embeddings", "reverse_embeddings"} for p in decayed)
     assert any("layer_norm" in p or "norm" in p for p in skipped)
-    assert optimizer.global_clipnorm == 1.0
+    assert optimizer.clip_global_norm == 1.0 and optimizer.global_clipnorm is None  # clipped after all-reduce
+
+
+def test_clipping_matches_keras_global_clipnorm_on_one_device():
+    import tensorflow as tf
+
+    from tfbert.optimization import AdamW
+
+    def step(optimizer):
+        keras.utils.set_random_seed(0)
+        v = keras.Variable(np.ones((3,), np.float32))
+        optimizer.apply_gradients([(tf.constant([30.0, -40.0, 0.0]), v)])
+        return np.asarray(v)
+
+    ours = step(AdamW(learning_rate=0.1, clip_global_norm=1.0, weight_decay=0.0))
+    theirs = step(keras.optimizers.AdamW(learning_rate=0.1, global_clipnorm=1.0, weight_decay=0.0))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6)

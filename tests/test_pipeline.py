@@ -138,3 +138,20 @@ def test_pair_model_end_to_end(tmp_path, capsys):
     np.testing.assert_allclose(list(record["probabilities"].values()), out["probabilities"].numpy()[0], atol=1e-5)
     assert evaluate.main(["--model", export, "--data", path]) == 0
     assert "Validation Accuracy" in capsys.readouterr().out
+
+
+def test_evaluate_threshold_and_predictions_file(trained, review_csv, tmp_path, capsys):
+    preds = tmp_path / "p.jsonl"
+    assert evaluate.main(["--model", trained.export_path, "--data", review_csv, "--predictions", str(preds),
+                          "--threshold", "0.999", "--json", str(tmp_path / "m.json")]) == 0
+    records = [json.loads(line) for line in preds.read_text(encoding="utf-8").splitlines()]
+    assert len(records) == 400
+    # With a threshold of 0.999 almost nothing is called positive.
+    assert all(r["predicted"] == "negative" for r in records if r["probabilities"]["positive"] < 0.999)
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["threshold"] == 0.999
+    assert metrics["accuracy"] == pytest.approx(np.mean([r["predicted"] == r["label"] for r in records]))
+
+
+def test_baseline_reported_beside_bert(trained):
+    assert trained.metrics["baseline"]["accuracy"] > 0.8  # TF-IDF learns the one-word rule too

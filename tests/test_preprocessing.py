@@ -4,7 +4,7 @@ import tensorflow as tf
 from hypothesis import given, settings, strategies as st
 
 from tests.conftest import CHARS, TINY_VOCAB
-from tfbert.preprocessing import TextPreprocessor, bucket_lengths, make_dataset
+from tfbert.preprocessing import TextPreprocessor, bucket_lengths, make_dataset, make_training_dataset
 
 ID = {token: i for i, token in enumerate(TINY_VOCAB)}
 CLS, SEP, PAD = 1, 2, 0
@@ -53,10 +53,13 @@ def test_pair_truncation_is_waterfall(tiny_tokenizer):
     assert out["segment_ids"] == [[0, 0, 0, 1, 1, 1, 1]]
 
 
+_PREPROCESSORS: dict[int, TextPreprocessor] = {}  # one per length: building one traces a graph
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.text(alphabet=CHARS, min_size=0, max_size=40), min_size=1, max_size=6), st.integers(3, 24))
 def test_mask_is_ones_then_zeros(tiny_tokenizer, texts, length):
-    pre = TextPreprocessor(tiny_tokenizer, sequence_length=length)
+    pre = _PREPROCESSORS.get(length) or _PREPROCESSORS.setdefault(length, TextPreprocessor(tiny_tokenizer, length))
     out = pre(tf.constant(texts))
     for text, mask, ids in zip(texts, out["padding_mask"].numpy(), out["token_ids"].numpy()):
         n = int(mask.sum())
@@ -71,20 +74,35 @@ def test_bucket_lengths():
     assert bucket_lengths(10) == [10]
 
 
-def test_bucketed_dataset_keeps_every_example_once_and_trims(tiny_tokenizer):
-    rng = np.random.default_rng(0)
-    texts = ["".join(rng.choice(CHARS, size=int(n))) for n in rng.integers(1, 60, size=100)]
-    labels = np.arange(100)
-    pre = TextPreprocessor(tiny_tokenizer, sequence_length=64)
-    ds = make_dataset(pre, texts, labels, batch_size=8, shuffle=True, seed=1, bucket=True)
+def _check_batches(pre, texts, batches):
     seen = []
-    for feats, y in ds:
+    for feats, y in batches:
         width = feats["token_ids"].shape[1]
         longest = int(feats["padding_mask"].numpy().sum(axis=1).max())
-        assert width in bucket_lengths(64) and longest <= width
         assert width == min(b for b in bucket_lengths(64) if b >= longest)
         for row_ids, label in zip(feats["token_ids"].numpy(), y.numpy()):
             expected = pre(tf.constant([texts[label]]))["token_ids"].numpy()[0]
             assert (row_ids == expected[:width]).all() and not expected[width:].any()
         seen += y.numpy().tolist()
-    assert sorted(seen) == list(range(100))
+    return seen
+
+
+def test_bucketed_dataset_keeps_every_example_once_and_trims(tiny_tokenizer):
+    rng = np.random.default_rng(0)
+    texts = ["".join(rng.choice(CHARS, size=int(n))) for n in rng.integers(1, 60, size=100)]
+    pre = TextPreprocessor(tiny_tokenizer, sequence_length=64)
+    assert sorted(_check_batches(pre, texts, make_dataset(pre, texts, np.arange(100), batch_size=8))) == list(range(100))
+
+
+def test_training_stream_is_seeded_epochs(tiny_tokenizer):
+    rng = np.random.default_rng(0)
+    texts = ["".join(rng.choice(CHARS, size=int(n))) for n in rng.integers(1, 60, size=100)]
+    pre = TextPreprocessor(tiny_tokenizer, sequence_length=64)
+    ds, steps = make_training_dataset(pre, texts, np.arange(100), batch_size=8, seed=1)
+    epochs = [_check_batches(pre, texts, ds.skip(e * steps).take(steps)) for e in range(3)]
+    assert all(sorted(e) == list(range(100)) for e in epochs)  # each epoch: every example once
+    assert epochs[0] != epochs[1] != epochs[2]  # reshuffled every epoch
+    again, _ = make_training_dataset(pre, texts, np.arange(100), batch_size=8, seed=1)
+    assert _check_batches(pre, texts, again.skip(steps).take(steps)) == epochs[1]  # order = f(seed, epoch)
+    other, _ = make_training_dataset(pre, texts, np.arange(100), batch_size=8, seed=2)
+    assert _check_batches(pre, texts, other.take(steps)) != epochs[0]

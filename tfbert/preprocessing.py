@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 from collections.abc import Sequence
 
 import keras
@@ -53,6 +54,9 @@ def bert_normalize(text: tf.Tensor, lowercase: bool) -> tf.Tensor:
     own lowercasing off. CJK splitting, punctuation splitting and WordPiece
     are keras-hub's, and already match.
     """
+    # Invalid UTF-8 (possible at the serving boundary) becomes U+FFFD, which
+    # the next steps drop, as the reference drops U+FFFD.
+    text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
     text = tf.strings.regex_replace(text, r"[\t\n\r\p{Zs}]", " ")
     text = tf.strings.regex_replace(text, r"[\x{0}\x{FFFD}\p{Cc}\p{Cf}\p{Co}]", "")
     if lowercase:
@@ -84,6 +88,48 @@ def _is_hf_checkpoint(preset: str) -> bool:
         return False
     with open(path, encoding="utf-8") as f:
         return "registered_name" not in json.load(f)
+
+
+PRESET_HOSTS = {"hf://": "huggingface.co", "modelscope://": "www.modelscope.cn"}  # anything else: Kaggle
+
+
+def _can_reach(host: str, timeout: float = 5.0) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def check_preset(preset: str) -> None:
+    """Fail fast, with the fix, on a preset that is neither a local dir nor downloadable from here.
+
+    Without this, an offline machine waits on download retries for minutes
+    before keras-hub gives up.
+
+    Raises:
+        FileNotFoundError: `preset` looks like a path but does not exist.
+        ValueError: unknown preset name, or its hub cannot be reached.
+    """
+    if os.path.isdir(preset):
+        return
+    if os.sep in preset and "://" not in preset or preset.startswith((".", "~")):
+        raise FileNotFoundError(f"--preset directory {preset!r} does not exist.")
+    handle = "://" in preset
+    if not handle and preset not in keras_hub.models.BertBackbone.presets:
+        raise ValueError(
+            f"Unknown --preset {preset!r}. BERT presets: {', '.join(sorted(keras_hub.models.BertBackbone.presets))}; "
+            "or pass a local keras-hub preset or Hugging Face checkpoint directory."
+        )
+    host = next((h for prefix, h in PRESET_HOSTS.items() if preset.startswith(prefix)), "www.kaggle.com")
+    cached = os.path.isdir(os.path.expanduser(os.path.join("~", ".cache", "kagglehub", "models", "keras", "bert", "keras", preset)))
+    if not cached and not _can_reach(host):
+        raise ValueError(
+            f"Cannot download --preset {preset!r}: {host} is not reachable from here. On a machine with network, run "
+            f"`python -c \"import keras_hub as h; h.models.BertBackbone.from_preset('{preset}').save_to_preset('{preset}'); "
+            f"h.models.BertTokenizer.from_preset('{preset}').save_to_preset('{preset}')\"`, copy the '{preset}' "
+            f"directory here and pass --preset ./{preset}."
+        )
 
 
 def load_tokenizer(preset: str) -> keras_hub.models.BertTokenizer:
@@ -176,47 +222,83 @@ def _trim_to_bucket(features: dict[str, tf.Tensor], lengths: tf.Tensor) -> dict[
     return {name: value[:, :target] for name, value in features.items()}
 
 
-def make_dataset(
-    preprocessor: TextPreprocessor,
-    texts: Sequence[str],
-    labels: np.ndarray | None = None,
-    pairs: Sequence[str] | None = None,
-    batch_size: int = 32,
-    shuffle: bool = False,
-    seed: int | None = None,
-    bucket: bool = True,
-) -> tf.data.Dataset:
-    """A batched `tf.data` pipeline of `(features, labels)` (or features only).
-
-    Tokenization runs once, batched and in parallel, and is cached; each
-    epoch then reshuffles the cached examples. With `bucket=True` examples of
-    similar length are batched together (`group_by_window`) and each batch
-    is padded only to its bucket (multiples of 16 tokens), which roughly
-    halves the compute on the default corpus. Results do not change: the
-    model ignores padding (attention, pooling and head are all masked).
-    """
+def _tokenized(preprocessor: TextPreprocessor, texts, labels, pairs) -> tf.data.Dataset:
+    """Examples tokenized once, batched and in parallel (one op call per 256 texts), then cached."""
     inputs = (list(texts),) if pairs is None else (list(texts), list(pairs))
     ds = tf.data.Dataset.from_tensor_slices(inputs if labels is None else (inputs, labels))
-    # Tokenize in chunks of 256: one TF op call per chunk instead of per example.
+
     def tokenize(x, y=None):
         features = preprocessor(*x)
         return features if y is None else (features, y)
-    ds = ds.batch(256).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE).unbatch().cache()
-    if shuffle:
-        ds = ds.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
+
+    return ds.batch(256).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE).unbatch().cache()
+
+
+def _batched(ds: tf.data.Dataset, batch_size: int, sequence_length: int, bucket: bool) -> tf.data.Dataset:
+    """Batch; with `bucket`, group similar lengths and trim each batch to its bucket."""
     if not bucket:
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    lengths = tf.constant(bucket_lengths(preprocessor.sequence_length), tf.int32)
+        return ds.batch(batch_size)
+    lengths = tf.constant(bucket_lengths(sequence_length), tf.int32)
 
     def key(features, *_):
         n = tf.reduce_sum(features["padding_mask"])
         return tf.cast(tf.searchsorted(lengths, tf.reshape(n, [1]), side="left")[0], tf.int64)
 
     def reduce(_, window):
-        batch = window.batch(batch_size)
-        if labels is None:
-            return batch.map(lambda f: _trim_to_bucket(f, lengths))
-        return batch.map(lambda f, y: (_trim_to_bucket(f, lengths), y))
+        return window.batch(batch_size).map(lambda f, *y: (_trim_to_bucket(f, lengths), *y) if y else _trim_to_bucket(f, lengths))
 
-    ds = ds.group_by_window(key_func=key, reduce_func=reduce, window_size=batch_size)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.group_by_window(key_func=key, reduce_func=reduce, window_size=batch_size)
+
+
+def make_dataset(
+    preprocessor: TextPreprocessor,
+    texts: Sequence[str],
+    labels: np.ndarray | None = None,
+    pairs: Sequence[str] | None = None,
+    batch_size: int = 32,
+    bucket: bool = True,
+) -> tf.data.Dataset:
+    """A finite, unshuffled pipeline of `(features, labels)` batches (or features only): for evaluation.
+
+    With `bucket=True` examples of similar length are batched together
+    (`group_by_window`) and each batch is padded only to its bucket
+    (multiples of 16 tokens), which roughly halves the compute on the default
+    corpus. Results do not change: the model ignores padding (attention,
+    pooling and head are all masked). Bucketing reorders examples; labels
+    travel with their features.
+    """
+    ds = _tokenized(preprocessor, texts, labels, pairs)
+    return _batched(ds, batch_size, preprocessor.sequence_length, bucket).prefetch(tf.data.AUTOTUNE)
+
+
+def make_training_dataset(
+    preprocessor: TextPreprocessor,
+    texts: Sequence[str],
+    labels: np.ndarray,
+    pairs: Sequence[str] | None = None,
+    batch_size: int = 32,
+    seed: int = 0,
+    bucket: bool = True,
+) -> tuple[tf.data.Dataset, int]:
+    """An endless stream of shuffled epochs, and the number of batches in one epoch.
+
+    Epoch `e` is the cached examples in the order
+    `stateless_shuffle(range(n), seed=[seed, e])`, then batched (bucketed)
+    like `make_dataset`. The order depends only on the seed and the epoch
+    number -- not on how many times the pipeline was iterated before --
+    so a run under MirroredStrategy (whose Keras build step opens one extra
+    iterator) sees exactly the batches of a single-device run. Every epoch
+    has the same number of batches: bucket sizes do not depend on order.
+    """
+    cached = _tokenized(preprocessor, texts, labels, pairs)
+    n = len(texts)
+    batches = _batched(cached, batch_size, preprocessor.sequence_length, bucket)
+    steps = int(batches.reduce(0, lambda count, _: count + 1))  # also fills the cache
+
+    def epoch(e):
+        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([tf.cast(seed, tf.int64), e]))
+        everything = cached.batch(n)  # one element: all n examples, from memory
+        shuffled = everything.map(lambda f, y: (tf.nest.map_structure(lambda t: tf.gather(t, order), f), tf.gather(y, order)))
+        return _batched(shuffled.unbatch(), batch_size, preprocessor.sequence_length, bucket)
+
+    return tf.data.Dataset.counter().flat_map(epoch).prefetch(tf.data.AUTOTUNE), steps

