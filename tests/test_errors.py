@@ -173,9 +173,10 @@ def test_serving_boundary_edge_cases(served):
         "invalid utf-8": [b"\xff\xfe\xc3(", b"ok\x80"],
         "emoji": ["😀👍🏽🎉"],
         "batch of 1000": ["这个手机很好"] * 1000,
+        "empty batch": [],
     }
     for name, batch in cases.items():
-        probs = served(text=tf.constant(batch, tf.string))["probabilities"].numpy()
+        probs = served(text=tf.constant(batch, tf.string, shape=[len(batch)]))["probabilities"].numpy()
         assert probs.shape == (len(batch), 2) and np.isfinite(probs).all(), name
     # Invalid bytes are dropped the way U+FFFD is: "ok\x80" answers like "ok".
     a = served(text=tf.constant([b"ok\x80"]))["probabilities"].numpy()

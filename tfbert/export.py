@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 ASSETS_EXTRA = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
+SERVING_CHUNK = 16  # texts per length-sorted chunk inside the serving graph
 
 # The only non-core ops an export may contain. TF Serving's model server links
 # tensorflow-text's op library (`@org_tensorflow_text//tensorflow_text:ops_lib`
@@ -85,8 +86,36 @@ def next_version(base_dir: str) -> int:
     return versions[-1] + 1 if versions else 1
 
 
+def run_by_length(model: keras.Model, features: dict[str, tf.Tensor], chunk_size: int = SERVING_CHUNK) -> tf.Tensor:
+    """Model outputs for a padded batch, computed in length-sorted chunks trimmed to their longest row.
+
+    The serving signature packs every text to max_seq_length, but the
+    model ignores padding (masked attention and pooling), so each chunk of
+    `chunk_size` similar-length texts only needs columns up to its own
+    longest text. On the default corpus (~60 real tokens of 128) this about
+    halves serving compute. Outputs come back in the request's order.
+    """
+    lengths = tf.reduce_sum(tf.cast(features["padding_mask"], tf.int32), axis=1)
+    order = tf.argsort(lengths)
+    sorted_lengths = tf.gather(lengths, order)
+    ordered = {name: tf.gather(value, order) for name, value in features.items()}
+    n = tf.shape(lengths)[0]
+    num_chunks = (n + chunk_size - 1) // chunk_size
+    width = model.output_shape[-1]
+    outputs = tf.TensorArray(tf.float32, size=num_chunks, infer_shape=False, element_shape=tf.TensorShape([None, width]))
+
+    def body(i, outputs):
+        start, end = i * chunk_size, tf.minimum((i + 1) * chunk_size, n)
+        longest = tf.reduce_max(sorted_lengths[start:end])
+        chunk = {name: value[start:end, :longest] for name, value in ordered.items()}
+        return i + 1, outputs.write(i, tf.cast(model(chunk, training=False), tf.float32))
+
+    _, outputs = tf.while_loop(lambda i, _: i < num_chunks, body, [tf.constant(0), outputs])
+    return tf.gather(tf.reshape(outputs.concat(), [-1, width]), tf.math.invert_permutation(order))
+
+
 def _outputs(model: keras.Model, features: dict, labels: tf.Tensor) -> dict[str, tf.Tensor]:
-    probabilities = tf.cast(probabilities_per_label(model(features, training=False)), tf.float32)
+    probabilities = probabilities_per_label(run_by_length(model, features))
     batch = tf.shape(probabilities)[0]
     return {
         "probabilities": probabilities,
