@@ -168,7 +168,7 @@ def test_mixed_precision_exports_float32(small_csv, tmp_path):
 def test_sigkill_then_same_command_resumes(tmp_path):
     csv = write_csv(tmp_path / "reviews.csv", synthetic_rows(2400, seed=3))
     argv = ["--data", csv, "--export-dir", str(tmp_path / "sm"), "--log-dir", str(tmp_path / "logs"),
-            *TINY_FLAGS, "--epochs", "6"]
+            *TINY_FLAGS, "--epochs", "6", "--early-stopping-patience", "0"]
     env = {"WEIGHTS_OUT": str(tmp_path / "w.npy")}
     proc = _run(argv, env, stderr=subprocess.DEVNULL)
     deadline = time.time() + 180

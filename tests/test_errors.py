@@ -136,7 +136,7 @@ def test_same_seed_same_metrics(review_csv, tmp_path):
 def test_ctrl_c_keeps_a_backup_and_the_same_command_resumes(tmp_path):
     csv = write_csv(tmp_path / "r.csv", synthetic_rows(2400, seed=5))
     argv = [sys.executable, "train.py", "--data", csv, "--export-dir", str(tmp_path / "sm"),
-            "--log-dir", str(tmp_path / "logs"), *TINY_FLAGS, "--epochs", "6"]
+            "--log-dir", str(tmp_path / "logs"), *TINY_FLAGS, "--epochs", "6", "--early-stopping-patience", "0"]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.Popen(argv, cwd=root, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 180

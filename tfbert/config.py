@@ -128,6 +128,13 @@ class TrainConfig:
         default=True,
         metadata=_help("Pad each batch to its own length bucket instead of --max-seq-length (faster, same result)."),
     )
+    early_stopping_patience: int = field(
+        default=2,
+        metadata=_help(
+            "Stop after this many epochs without a lower validation loss (0: never stop early). "
+            "The best epoch's weights are restored and exported either way."
+        ),
+    )
     seed: int = field(default=42, metadata=_help("Seed for weights, shuffling and dropout."))
     strategy: str = field(
         default="auto",
@@ -181,6 +188,8 @@ class TrainConfig:
         for name, value in positive.items():
             if value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}.")
+        if self.early_stopping_patience < 0:
+            raise ValueError(f"--early-stopping-patience must be >= 0, got {self.early_stopping_patience}.")
         if self.max_seq_length < 3:
             raise ValueError(
                 f"--max-seq-length must be >= 3 ([CLS] + one token + [SEP]), got {self.max_seq_length}."

@@ -30,7 +30,6 @@ from tfbert.preprocessing import (
 
 logger = logging.getLogger(__name__)
 
-EARLY_STOPPING_PATIENCE = 2  # epochs without a lower validation loss before stopping
 BACKUP_METADATA = "training_metadata.json"  # written by keras.callbacks.BackupAndRestore
 
 
@@ -121,7 +120,9 @@ def _callbacks(config: TrainConfig, run_dir: str, preprocessor: TextPreprocessor
         *summaries,
         callbacks_lib.TensorBoard(log_dir=run_dir, update_freq=config.log_every,
                                   profile_batch=config.profile_steps or 0),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=EARLY_STOPPING_PATIENCE, restore_best_weights=True),
+        # Patience 0 means "never stop early"; the best epoch's weights are restored (and exported) either way.
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience or config.epochs,
+                                      restore_best_weights=True),
         keras.callbacks.ModelCheckpoint(os.path.join(run_dir, "checkpoints", "best.keras"), monitor="val_loss", save_best_only=True),
     ]
 
