@@ -26,7 +26,6 @@ import os
 import socket
 from collections.abc import Sequence
 
-import keras
 import keras_hub
 import numpy as np
 import tensorflow as tf
