@@ -155,3 +155,15 @@ def test_evaluate_threshold_and_predictions_file(trained, review_csv, tmp_path, 
 
 def test_baseline_reported_beside_bert(trained):
     assert trained.metrics["baseline"]["accuracy"] > 0.8  # TF-IDF learns the one-word rule too
+
+
+def test_export_with_a_preprocessor_never_called(trained, tmp_path):
+    import keras_hub
+
+    from tfbert.preprocessing import TextPreprocessor
+
+    fresh = TextPreprocessor(keras_hub.models.BertTokenizer(vocabulary=trained.preprocessor.vocabulary, lowercase=True), 32)
+    path = export_saved_model(trained.model, fresh, trained.label_names, str(tmp_path / "m"))
+    out = tf.saved_model.load(path).signatures["serving_default"](text=tf.constant(["很好"]))
+    expected = tf.saved_model.load(trained.export_path).signatures["serving_default"](text=tf.constant(["很好"]))
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected["probabilities"].numpy(), atol=1e-6)

@@ -131,6 +131,8 @@ def build_archive(model: keras.Model, preprocessor: TextPreprocessor, label_name
     """An ExportArchive with the raw-text and token-id signatures."""
     archive = keras.export.ExportArchive()
     archive.track(model)
+    if not preprocessor.tokenizer.built:  # ExportArchive only tracks built layers; one call builds it
+        preprocessor(*[tf.constant([""])] * (2 if preprocessor.pair else 1))
     archive.track(preprocessor.tokenizer)
     labels = tf.constant(list(label_names), tf.string)
     text_specs = [tf.TensorSpec([None], tf.string, name="text")]
