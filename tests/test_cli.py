@@ -33,6 +33,11 @@ def test_positional_texts():
         (["--hidden-dim", "30", "--num-heads", "4"], "--hidden-dim 30 is not divisible by --num-heads 4"),
         (["--strategy", "gpu"], "--strategy 'gpu' is not one of"),
         (["--data", "/nonexistent/file.csv"], "Data file '/nonexistent/file.csv' does not exist"),
+        (["--log-every", "0"], "--log-every must be >= 1"),
+        (["--profile-batch", "5"], "--profile-batch must be START,STOP with 1 <= START <= STOP"),
+        (["--profile-batch", "20,10"], "got '20,10'"),
+        (["--profile-batch", "0,3"], "got '0,3'"),
+        (["--profile-batch", "a,b"], "got 'a,b'"),
     ],
 )
 def test_bad_flags_fail_in_one_line(capsys, argv, message):

@@ -74,7 +74,8 @@ SPECIAL = ("[pad]", "[unk]", "[cls]", "[sep]", "[mask]")
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40))
+# Basic Multilingual Plane only: see test_unicode_table_version_difference.
+@given(st.text(st.characters(codec="utf-8", exclude_categories=["Cs"], max_codepoint=0xFFFF), max_size=40))
 def test_random_text_parity(pair_of_tokenizers, text):
     assume(not any(token in text.lower() for token in SPECIAL))  # the one pinned difference, below
     ours, ref = pair_of_tokenizers
@@ -91,3 +92,15 @@ def test_special_token_strings_in_text_stay_plain_text(pair_of_tokenizers):
     assert _theirs(ref, ["[MASK]"]) == [[103]]
     assert _ours(ours, ["[MASK]"]) != [[103]]
     assert 103 not in _ours(ours, ["a [MASK] b [SEP] c"])[0]
+
+
+def test_unicode_table_version_difference(pair_of_tokenizers):
+    """Pinned difference, found by hypothesis: Unicode-version-dependent punctuation outside the BMP.
+
+    U+1145A (Newa double comma, punctuation since Unicode 13) is split off as
+    punctuation by tfbert's RE2 tables; the reference's tables keep it inside
+    the word, which then becomes one [UNK]. Both end in [UNK] for the symbol.
+    """
+    ours, ref = pair_of_tokenizers
+    assert _theirs(ref, ["0\U0001145a"]) == [[100]]
+    assert _ours(ours, ["0\U0001145a"]) == [[1014, 100]]

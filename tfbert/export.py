@@ -28,10 +28,10 @@ import tensorflow as tf
 
 from tfbert.model import probabilities_per_label
 from tfbert.preprocessing import FEATURES, TextPreprocessor
+from tfbert.serving import ASSETS_EXTRA, predict_request
 
 logger = logging.getLogger(__name__)
 
-ASSETS_EXTRA = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
 SERVING_CHUNK = 16  # texts per length-sorted chunk inside the serving graph
 
@@ -58,7 +58,6 @@ def write_warmup_requests(path: str, model_name: str, texts: Sequence[str] | Seq
     One request per batch size in WARMUP_BATCH_SIZES, cut from `texts`, so the
     first real request of each common shape does not pay for graph warmup.
     """
-    from tfbert.serving import predict_request  # tensorflow-serving-api protos
     from tensorflow_serving.apis import prediction_log_pb2
 
     count = 0
