@@ -6,6 +6,7 @@ accented and control characters, plus hypothesis-generated strings.
 """
 
 import os
+import unicodedata
 
 import pytest
 import tensorflow as tf
@@ -73,9 +74,15 @@ def test_full_width_comma_keeps_its_own_id(pair_of_tokenizers):
 SPECIAL = ("[pad]", "[unk]", "[cls]", "[sep]", "[mask]")
 
 
+def _stable(char: str) -> bool:
+    # Characters whose Unicode category is the same in Unicode 3.2 and today. Marks and
+    # punctuation added later are classified by each library's own Unicode tables, which
+    # differ in version (see test_unicode_table_version_difference).
+    return unicodedata.ucd_3_2_0.category(char) == unicodedata.category(char)
+
+
 @settings(max_examples=60, deadline=None)
-# Basic Multilingual Plane only: see test_unicode_table_version_difference.
-@given(st.text(st.characters(codec="utf-8", exclude_categories=["Cs"], max_codepoint=0xFFFF), max_size=40))
+@given(st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]).filter(_stable), max_size=40))
 def test_random_text_parity(pair_of_tokenizers, text):
     assume(not any(token in text.lower() for token in SPECIAL))  # the one pinned difference, below
     ours, ref = pair_of_tokenizers
@@ -95,7 +102,7 @@ def test_special_token_strings_in_text_stay_plain_text(pair_of_tokenizers):
 
 
 def test_unicode_table_version_difference(pair_of_tokenizers):
-    """Pinned difference, found by hypothesis: Unicode-version-dependent punctuation outside the BMP.
+    """Pinned differences, found by hypothesis: characters classified by newer Unicode versions.
 
     U+1145A (Newa double comma, punctuation since Unicode 13) is split off as
     punctuation by tfbert's RE2 tables; the reference's tables keep it inside
@@ -104,3 +111,7 @@ def test_unicode_table_version_difference(pair_of_tokenizers):
     ours, ref = pair_of_tokenizers
     assert _theirs(ref, ["0\U0001145a"]) == [[100]]
     assert _ours(ours, ["0\U0001145a"]) == [[1014, 100]]
+    # U+0C3C (Telugu nukta, a combining mark since Unicode 14): dropped as an accent by
+    # tfbert when lowercasing, an unknown word for the reference.
+    if ours.lowercase:
+        assert _ours(ours, ["\u0c3c"]) == [[]] and _theirs(ref, ["\u0c3c"]) == [[100]]
