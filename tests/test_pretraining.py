@@ -1,0 +1,140 @@
+"""Masked-LM pretraining: corpus preparation, masking invariants, and pretrain -> preset -> train.py --preset."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pretrain
+import train
+from tests.conftest import TINY_FLAGS, TINY_VOCAB, synthetic_rows
+from tfbert import data as data_lib
+from tfbert import pretraining
+from tfbert.config import TrainConfig
+
+
+def test_strip_pos_tags_golden():
+    line = "迈向/v  充满/v  希望/n  的/u  新/a  世纪/n  ——/w  一九九八年/t  新年/t  讲话/n  （/w  附/v  图片/n  １/m  张/q  ）/w"
+    assert pretraining.strip_pos_tags(line) == "迈向充满希望的新世纪——一九九八年新年讲话（附图片１张）"
+    # PKU compound brackets: "[word/tag ...]tag"
+    assert pretraining.strip_pos_tags("[中央/n  人民/n  广播/vn  电台/n]nt  播音/vn") == "中央人民广播电台播音"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="好的。！？；ab c", max_size=80), st.integers(1, 20))
+def test_chunks_cover_the_paragraph_and_respect_the_limit(paragraph, max_chars):
+    chunks = pretraining.chunk_sentences(paragraph, max_chars)
+    assert "".join(chunks) == paragraph
+    assert all(0 < len(chunk) <= max_chars for chunk in chunks)
+
+
+def test_chunks_break_at_sentence_ends():
+    assert pretraining.chunk_sentences("今天很好。明天也好！后天呢？", 6) == ["今天很好。", "明天也好！", "后天呢？"]
+    assert pretraining.chunk_sentences("今天很好。明天也好！", 20) == ["今天很好。明天也好！"]
+
+
+def test_default_corpus_never_contains_a_validation_review():
+    corpus = set(pretraining.default_corpus(126))
+    train_set, validation = data_lib.split(data_lib.deduplicate(data_lib.load_default_corpus()))
+    assert not corpus & set(validation.texts)
+    assert set(train_set.texts) <= corpus
+    assert len(corpus) > len(train_set) + 20_000  # the People's Daily chunks are in too
+
+
+
+def test_peoples_daily_is_untagged_and_fits():
+    import re
+
+    texts = pretraining.peoples_daily_texts(126)
+    assert len(texts) > 20_000 and all(0 < len(t) <= 126 for t in texts)
+    tagged = [t for t in texts if re.search(r"/[A-Za-z]|\][a-z]|\s", t)]
+    assert not tagged, tagged[:3]
+
+
+def test_masking_follows_bert(tiny_tokenizer):
+    import tensorflow as tf
+
+    from tfbert.preprocessing import TextPreprocessor
+
+    pre = TextPreprocessor(tiny_tokenizer, sequence_length=32)
+    texts = ["".join(row["text"]) for row in synthetic_rows(400, seed=3)]
+    features = pre(tf.constant(texts))
+    ds = tf.data.Dataset.from_tensors((features, tf.zeros(len(texts))))
+    x, mask_ids, weights = next(iter(pretraining._masked(ds, pretraining.masker_for(pre, 0.15))))
+    original, masked = features["token_ids"].numpy(), x["token_ids"].numpy()
+    positions, mask_ids, weights = x["mask_positions"].numpy(), mask_ids.numpy(), weights.numpy()
+    lengths = features["padding_mask"].numpy().sum(axis=1)
+    selected = weights > 0
+    rows = np.nonzero(selected)[0]
+    cols = positions[selected]
+    # Never [CLS] (position 0), [SEP] (last real position) or padding; labels are the original tokens.
+    assert (cols > 0).all() and (cols < lengths[rows] - 1).all()
+    np.testing.assert_array_equal(mask_ids[selected], original[rows, cols])
+    # Tokens that were not selected are untouched, padding included.
+    untouched = np.ones_like(original, dtype=bool)
+    untouched[rows, cols] = False
+    np.testing.assert_array_equal(masked[untouched], original[untouched])
+    np.testing.assert_array_equal(x["padding_mask"].numpy(), features["padding_mask"].numpy())
+    # Exactly ceil(15%) of each text's maskable tokens (tf-text rounds up, in float32) ...
+    expected = np.ceil((lengths - 2).astype(np.float32) * np.float32(0.15)).astype(int)
+    np.testing.assert_array_equal(selected.sum(axis=1), expected)
+    # ... most of them replaced by [MASK] (80%), the rest random (10%) or kept (10%).
+    share_mask = (masked[rows, cols] == TINY_VOCAB.index("[MASK]")).mean()
+    assert 0.7 < share_mask < 0.9, share_mask
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("corpus") / "texts.txt"
+    path.write_text("".join(row["text"] + "\n" for row in synthetic_rows(300, seed=7)), encoding="utf-8")
+    return str(path)
+
+
+def test_pretrain_writes_a_preset_that_train_fine_tunes(tmp_path, text_file, review_csv, capsys):
+    import keras_hub
+
+    preset = str(tmp_path / "presets" / "tiny")
+    argv = [text_file, "--output-dir", preset, "--epochs", "3", "--log-dir", str(tmp_path / "logs"), *TINY_FLAGS]
+    assert pretrain.main(argv) == 0
+    assert "Masked-LM held-out loss" in capsys.readouterr().out
+    assert sorted(os.listdir(tmp_path / "presets")) == ["tiny"]  # the temp dir was renamed, nothing left behind
+    summary = json.loads((tmp_path / "presets" / "tiny" / "pretrain_summary.json").read_text())
+    loss = summary["history"]["loss"]
+    assert loss[-1] < loss[0] and np.isfinite(summary["history"]["val_loss"]).all()
+    # Short texts fill few of the 7 mask slots: Keras' slot-averaged loss reads far below the per-token mean.
+    assert summary["history"]["val_masked_loss"][-1] > 2 * summary["history"]["val_loss"][-1]
+    assert summary["steps"] == 3 * summary["steps_per_epoch"]
+    tokenizer = keras_hub.models.BertTokenizer.from_preset(preset)
+    assert tokenizer.lowercase is True and tokenizer.vocabulary_size() == summary["vocabulary_size"]
+    assert TrainConfig(preset=preset).resolved_learning_rate == pretraining.FINE_TUNE_LEARNING_RATE
+    backbone = keras_hub.models.BertBackbone.from_preset(preset)
+    assert backbone.num_layers == 1 and backbone.hidden_dim == 16
+
+    # Rerunning into the same directory is refused unless asked for.
+    assert pretrain.main(argv) == 2
+    assert "--output-dir" in capsys.readouterr().err
+
+    export = tmp_path / "sm"
+    assert train.main(["--data", review_csv, "--preset", preset, "--epochs", "1", "--batch-size", "16",
+                       "--max-seq-length", "32", "--learning-rate", "5e-3", "--no-baseline",
+                       "--export-dir", str(export), "--log-dir", str(tmp_path / "logs"), "--model-name", "m"]) == 0
+    vocab = (export / "m" / "1" / "assets.extra" / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    assert vocab == tokenizer.get_vocabulary()  # fine-tuning used the pretrained vocabulary, not a new one
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--mask-rate", "0.6"], "--mask-rate must be in (0, 0.5)"),
+        (["--strategy", "multiworker"], "--strategy 'multiworker' is not one of auto, default, mirrored"),
+        (["/nonexistent/corpus.txt"], "Text file '/nonexistent/corpus.txt' does not exist"),
+        (["--epochs", "0"], "--epochs must be >= 1, got 0"),
+    ],
+)
+def test_bad_pretrain_flags_fail_in_one_line(capsys, argv, message, tmp_path):
+    assert pretrain.main([*argv, "--output-dir", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
