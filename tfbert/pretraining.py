@@ -226,7 +226,7 @@ def pretrain(config: PretrainConfig) -> dict:
 
     run_dir = os.path.join(config.log_dir, config.run_name or f"pretrain-{time.strftime('%Y%m%d-%H%M%S')}")
     callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(config.output_dir + ".backup"), save_freq="epoch"),
+        keras.callbacks.BackupAndRestore(config.output_dir + ".backup", save_freq="epoch"),
         callbacks_lib.TrainingSpeed(config.batch_size, config.log_every, len(train_texts)),
         callbacks_lib.TensorBoard(log_dir=run_dir, update_freq=config.log_every),
         keras.callbacks.TerminateOnNaN(),
