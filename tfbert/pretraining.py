@@ -49,8 +49,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfbert import callbacks as callbacks_lib
-from tfbert import data as data_lib
-from tfbert.config import PretrainConfig
+from tfbert.config import PretrainConfig, TrainConfig
 from tfbert.distribute import get_strategy, set_precision
 from tfbert.model import build_backbone
 from tfbert.optimization import build_optimizer
@@ -60,7 +59,7 @@ from tfbert.preprocessing import (
     make_dataset,
     make_training_dataset,
 )
-from tfbert.training import with_known_length
+from tfbert.training import load_splits, with_known_length
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +77,7 @@ def strip_pos_tags(line: str) -> str:
     `[中央/n 人民/n 广播/vn 电台/n]nt  播音/vn` -> `中央人民广播电台播音`. Chinese
     is written without spaces, so the words are joined directly.
     """
-    words = []
-    for token in line.split():
-        word = token.lstrip("[").rsplit("/", 1)[0]
-        words.append(word)
-    return "".join(words)
+    return "".join(token.lstrip("[").rsplit("/", 1)[0] for token in line.split())
 
 
 def chunk_sentences(paragraph: str, max_chars: int) -> list[str]:
@@ -124,8 +119,8 @@ def read_text_files(paths: tuple[str, ...], max_chars: int) -> list[str]:
 
 
 def default_corpus(max_chars: int) -> list[str]:
-    """Training-split reviews (the split train.py uses) + People's Daily."""
-    reviews, _ = data_lib.split(data_lib.deduplicate(data_lib.load_default_corpus()))
+    """Training-split reviews (train.py's own split of the default corpus) + People's Daily."""
+    reviews, _, _ = load_splits(TrainConfig())
     news = peoples_daily_texts(max_chars)
     logger.info("Pretraining corpus: %d training reviews + %d People's Daily chunks.", len(reviews), len(news))
     return list(reviews.texts) + news
