@@ -60,7 +60,7 @@ def test_masking_follows_bert(tiny_tokenizer):
     from tfbert.preprocessing import TextPreprocessor
 
     pre = TextPreprocessor(tiny_tokenizer, sequence_length=32)
-    texts = ["".join(row["text"]) for row in synthetic_rows(400, seed=3)]
+    texts = [row["text"] for row in synthetic_rows(400, seed=3)]
     features = pre(tf.constant(texts))
     ds = tf.data.Dataset.from_tensors((features, tf.zeros(len(texts))))
     x, mask_ids, weights = next(iter(pretraining._masked(ds, pretraining.masker_for(pre, 0.15))))

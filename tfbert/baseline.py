@@ -13,13 +13,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tfbert.data import joined_texts
 from tfbert.metrics import classification_metrics
 
 logger = logging.getLogger(__name__)
-
-
-def _joined(texts: Sequence[str], pairs: Sequence[str] | None) -> list[str]:
-    return list(texts) if pairs is None else [f"{a} [SEP] {b}" for a, b in zip(texts, pairs)]
 
 
 def tfidf_baseline(
@@ -36,9 +33,9 @@ def tfidf_baseline(
         TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2),
         LogisticRegression(C=4.0, max_iter=2000),
     )
-    model.fit(_joined(train_texts, train_pairs), train_ids)
+    model.fit(joined_texts(train_texts, train_pairs), train_ids)
     probabilities = np.zeros((len(val_ids), len(label_names)))
-    probabilities[:, model.classes_] = model.predict_proba(_joined(val_texts, val_pairs))
+    probabilities[:, model.classes_] = model.predict_proba(joined_texts(val_texts, val_pairs))
     metrics = classification_metrics(val_ids, probabilities, label_names)
     metrics.pop("report")
     metrics["train_seconds"] = round(time.time() - start, 1)

@@ -243,6 +243,9 @@ class TrainConfig(_Serializable):
         return preset_learning_rate(self.preset) or 2e-5
 
 
+PRETRAIN_SUMMARY = "pretrain_summary.json"  # written into a pretrain.py preset, read by train.py
+
+
 def preset_learning_rate(preset: str) -> float | None:
     """The fine-tuning learning rate a `pretrain.py` preset recommends (None for any other preset).
 
@@ -250,7 +253,7 @@ def preset_learning_rate(preset: str) -> float | None:
     pretrain.py writes fine-tune best at a higher rate, which pretrain.py
     records in `<preset>/pretrain_summary.json`.
     """
-    path = os.path.join(preset, "pretrain_summary.json")
+    path = os.path.join(preset, PRETRAIN_SUMMARY)
     if not os.path.isfile(path):
         return None
     with open(path, encoding="utf-8") as f:
@@ -274,8 +277,7 @@ class EvaluateConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"--threshold must be in (0, 1), got {self.threshold}.")
-        if self.batch_size < 1:
-            raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}.")
+        _check_positive(batch_size=self.batch_size)
 
 
 @dataclass(frozen=True)
@@ -307,8 +309,7 @@ class PredictConfig:
             raise ValueError("--server needs --model-name, the name TF Serving serves the model under.")
         if self.request_format not in ("row", "columnar"):
             raise ValueError(f"--request-format {self.request_format!r} is not one of row, columnar.")
-        if self.batch_size < 1:
-            raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}.")
+        _check_positive(batch_size=self.batch_size)
 
 
 PRETRAIN_STRATEGIES = ("auto", "default", "mirrored")

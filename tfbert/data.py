@@ -172,6 +172,11 @@ def load_default_corpus() -> Examples:
     return Examples(texts=texts, labels=labels)
 
 
+def joined_texts(texts: Sequence[str], pairs: Sequence[str] | None) -> list[str]:
+    """Texts as one string each: `text [SEP] text_pair` for pair tasks (for the baseline and readable logs)."""
+    return list(texts) if pairs is None else [f"{a} [SEP] {b}" for a, b in zip(texts, pairs)]
+
+
 def deduplicate(examples: Examples, name: str = "training data") -> Examples:
     """Drop texts with conflicting labels (all copies), then exact duplicates (keep the first)."""
     keys = examples.keys()

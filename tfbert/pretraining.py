@@ -49,7 +49,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfbert import callbacks as callbacks_lib
-from tfbert.config import PretrainConfig, TrainConfig
+from tfbert.config import PRETRAIN_SUMMARY, PretrainConfig, TrainConfig
 from tfbert.distribute import get_strategy, set_precision
 from tfbert.model import build_backbone
 from tfbert.optimization import build_optimizer
@@ -167,7 +167,7 @@ def save_preset(backbone: keras.Model, tokenizer: keras_hub.models.BertTokenizer
     shutil.rmtree(tmp, ignore_errors=True)
     backbone.save_to_preset(tmp)
     tokenizer.save_to_preset(tmp)
-    with open(os.path.join(tmp, "pretrain_summary.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(tmp, PRETRAIN_SUMMARY), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2, ensure_ascii=False)
     if os.path.isdir(output_dir):
         shutil.rmtree(output_dir)

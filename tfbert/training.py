@@ -33,6 +33,11 @@ logger = logging.getLogger(__name__)
 BACKUP_METADATA = "training_metadata.json"  # written by keras.callbacks.BackupAndRestore
 
 
+def best_checkpoint(run_dir: str) -> str:
+    """Where the best epoch's Keras checkpoint goes."""
+    return os.path.join(run_dir, "checkpoints", "best.keras")
+
+
 @dataclasses.dataclass
 class TrainResult:
     export_path: str | None
@@ -101,17 +106,16 @@ def _log_examples(train: data_lib.Examples, validation: data_lib.Examples, names
 
 
 def _callbacks(config: TrainConfig, run_dir: str, preprocessor: TextPreprocessor, validation: data_lib.Examples,
-               val_ids: np.ndarray, names: list[str], num_train: int) -> list[keras.callbacks.Callback]:
+               val_ids: np.ndarray, names: list[str], num_train: int, chief: bool) -> list[keras.callbacks.Callback]:
     # Ours come first: they add learning rate, throughput and validation AUC/precision/recall/F1
     # to the logs that the TensorBoard callback then writes (see tfbert/callbacks.py).
     summaries: list[keras.callbacks.Callback] = [
         callbacks_lib.TrainingSpeed(config.batch_size, config.log_every, num_train)]
-    if is_chief():  # one writer per run directory; other workers would only repeat the validation pass
+    if chief:  # one writer per run directory; other workers would only repeat the validation pass
         # val_ds's batches, but carrying each example's index: bucketing reorders the examples.
         indexed = make_dataset(preprocessor, validation.texts, np.arange(len(validation)), validation.pairs,
                                config.batch_size, bucket=config.bucket_by_length)
-        texts = validation.texts if validation.pairs is None else [
-            f"{a} [SEP] {b}" for a, b in zip(validation.texts, validation.pairs)]
+        texts = data_lib.joined_texts(validation.texts, validation.pairs)
         summaries += [
             callbacks_lib.ValidationSummaries(indexed, val_ids, texts, names, os.path.join(run_dir, "validation")),
             callbacks_lib.HParamsSummary(run_dir, callbacks_lib.config_hparams(config)),
@@ -123,7 +127,7 @@ def _callbacks(config: TrainConfig, run_dir: str, preprocessor: TextPreprocessor
         # Patience 0 means "never stop early"; the best epoch's weights are restored (and exported) either way.
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience or config.epochs,
                                       restore_best_weights=True),
-        keras.callbacks.ModelCheckpoint(os.path.join(run_dir, "checkpoints", "best.keras"), monitor="val_loss", save_best_only=True),
+        keras.callbacks.ModelCheckpoint(best_checkpoint(run_dir), monitor="val_loss", save_best_only=True),
     ]
 
 
@@ -241,7 +245,7 @@ def _fit(model, config, train_ds, val_ds, steps, callbacks, backup_dir, run_dir)
         raise
     if nan_guard.stopped_at is not None:
         epoch, batch = nan_guard.stopped_at
-        best = os.path.join(run_dir, "checkpoints", "best.keras")
+        best = best_checkpoint(run_dir)
         kept = f"The last good checkpoint is {best}." if os.path.isfile(best) else "No epoch finished, so no checkpoint was kept."
         raise ValueError(
             f"Training stopped: the loss became NaN at epoch {epoch + 1}, batch {batch + 1}. {kept} "
@@ -290,7 +294,8 @@ def train(config: TrainConfig) -> TrainResult:
     # Only the chief writes logs, checkpoints and the export; other workers
     # write their (identical) logs to a scratch dir, and their backups beside
     # the chief's so a restarted cluster resumes every worker.
-    callback_dir = run_dir if is_chief() else tempfile.mkdtemp(prefix=f"tfbert-worker{workers[1]}-")
+    chief = is_chief()
+    callback_dir = run_dir if chief else tempfile.mkdtemp(prefix=f"tfbert-worker{workers[1]}-")
     with strategy.scope():
         preprocessor, backbone = build_preprocessor_and_backbone(config, train_set.texts)
         model = build_classifier(backbone, len(names), dropout=config.model.dropout)
@@ -302,7 +307,7 @@ def train(config: TrainConfig) -> TrainResult:
         learning_rate = _compile(model, config, steps * config.epochs, len(names), replicas)
     logger.info("Model: %d parameters; %d steps per epoch; peak learning rate %g.", model.count_params(), steps, learning_rate)
     val_ids = _label_ids(validation, names)
-    callbacks = _callbacks(config, callback_dir, preprocessor, validation, val_ids, names, len(train_set))
+    callbacks = _callbacks(config, callback_dir, preprocessor, validation, val_ids, names, len(train_set), chief)
     backup_dir = config.backup_dir or os.path.join(run_dir, "backup")
     if workers[1]:
         backup_dir = f"{backup_dir}-worker{workers[1]}"
@@ -315,11 +320,11 @@ def train(config: TrainConfig) -> TrainResult:
     metrics["train_seconds"] = round(train_seconds, 1)
     logger.info("Validation Loss: %.4f, Validation Accuracy: %.4f (training took %.0f s)",
                 metrics["loss"], metrics["accuracy"], train_seconds)
-    if config.baseline and is_chief():
+    if config.baseline and chief:
         metrics["baseline"] = tfidf_baseline(train_set.texts, _label_ids(train_set, names), validation.texts, val_ids,
                                              names, train_set.pairs, validation.pairs)
     export_path = None
-    if is_chief():
+    if chief:
         _write_summary(run_dir, model, history, metrics, steps)
         export_path = _export(config, model, preprocessor, names, validation, metrics, model_name, task, run_dir, learning_rate)
     return TrainResult(export_path, metrics, names, run_dir, model, preprocessor)
