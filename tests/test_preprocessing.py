@@ -68,9 +68,10 @@ def test_mask_is_ones_then_zeros(tiny_tokenizer, texts, length):
 
 
 def test_bucket_lengths():
-    assert bucket_lengths(128) == [16, 32, 48, 64, 80, 96, 112, 128]
-    assert bucket_lengths(40) == [16, 32, 40]
-    assert bucket_lengths(10) == [10]
+    assert bucket_lengths(128, step=16) == [16, 32, 48, 64, 80, 96, 112, 128]
+    assert bucket_lengths(40, step=16) == [16, 32, 40]
+    assert bucket_lengths(30) == [8, 16, 24, 30]  # the default step, 8
+    assert bucket_lengths(6) == [6]
 
 
 def _check_batches(pre, texts, batches):
@@ -105,3 +106,16 @@ def test_training_stream_is_seeded_epochs(tiny_tokenizer):
     assert _check_batches(pre, texts, again.skip(steps).take(steps)) == epochs[1]  # order = f(seed, epoch)
     other, _ = make_training_dataset(pre, texts, np.arange(100), batch_size=8, seed=2)
     assert _check_batches(pre, texts, other.take(steps)) != epochs[0]
+
+
+def test_pipelines_run_without_autotune(tiny_tokenizer):
+    # Autotuned iterators stall on teardown in TF 2.21 (see `without_autotune`):
+    # every pipeline fit/evaluate/predict iterate must have it off, also after
+    # further transformations such as pretraining's masking.
+    pre = TextPreprocessor(tiny_tokenizer, sequence_length=16)
+    texts = ["很好", "不好", "一般般吧"]
+    finite = make_dataset(pre, texts, np.arange(3), batch_size=2)
+    endless, _ = make_training_dataset(pre, texts, np.arange(3), batch_size=2)
+    for ds in (finite, endless, endless.map(lambda x, y: (x, y)).prefetch(2)):
+        assert ds.options().autotune.enabled is False
+    assert tf.data.Dataset.range(3).options().autotune.enabled is not False  # the TF default this changes
