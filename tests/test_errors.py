@@ -136,8 +136,9 @@ def test_same_seed_same_metrics(review_csv, tmp_path):
 def test_ctrl_c_keeps_a_backup_and_the_same_command_resumes(tmp_path):
     csv = write_csv(tmp_path / "r.csv", synthetic_rows(2400, seed=5))
     argv = [sys.executable, "train.py", "--data", csv, "--export-dir", str(tmp_path / "sm"),
-            "--log-dir", str(tmp_path / "logs"), *TINY_FLAGS, "--epochs", "6", "--early-stopping-patience", "0"]
+            "--log-dir", str(tmp_path / "logs"), *TINY_FLAGS, "--epochs", "12", "--early-stopping-patience", "0"]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # 12 tiny epochs of ~1.5 s leave a wide window between the first backup and the end of training.
     proc = subprocess.Popen(argv, cwd=root, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:
@@ -145,8 +146,10 @@ def test_ctrl_c_keeps_a_backup_and_the_same_command_resumes(tmp_path):
         if found and json.load(open(found[0]))["epoch"] >= 1:
             break
         time.sleep(0.05)
+    alive = proc.poll() is None
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
+    assert alive, "training ended before the first backup was seen: " + err[-1000:]
     assert proc.returncode == 130, err[-2000:]
     assert "Interrupted. Kept the backup in" in err and "run the same command again to resume" in err
     assert "Traceback" not in err
