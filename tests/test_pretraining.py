@@ -125,9 +125,69 @@ def test_pretrain_writes_a_preset_that_train_fine_tunes(tmp_path, text_file, rev
     assert vocab == tokenizer.get_vocabulary()  # fine-tuning used the pretrained vocabulary, not a new one
 
 
+def test_unknown_characters_golden(tiny_tokenizer):
+    from tfbert.preprocessing import TextPreprocessor
+
+    pre = TextPreprocessor(tiny_tokenizer, 16)
+    # 酷 x3, 赞 x2, 夯 x1 are not in the vocabulary; 好 and "great" are; "Ａ" normalizes to "a" (known).
+    texts = ["酷酷好", "赞 酷 great", "赞夯", "Ａ"]
+    assert pretraining.unknown_characters(pre, texts, min_count=2) == ["酷", "赞"]
+    assert pretraining.unknown_characters(pre, texts, min_count=1) == ["酷", "赞", "夯"]
+    assert pretraining.unknown_characters(pre, ["好很"], min_count=1) == []
+
+
+def test_grown_backbone_keeps_every_trained_weight():
+    import keras_hub
+
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=20, num_layers=1, num_heads=2, hidden_dim=8,
+                                             intermediate_dim=16, max_sequence_length=12)
+    grown = pretraining.grown_backbone(backbone, 5)
+    assert grown.vocabulary_size == 25
+    old, new = backbone.token_embedding.embeddings.numpy(), grown.token_embedding.embeddings.numpy()
+    np.testing.assert_array_equal(new[:20], old)
+    assert new[20:].std() > 0.005  # fresh rows drawn from the initializer, not zeros or copies
+    for a, b in zip(backbone.weights, grown.weights):
+        if "token_embedding" not in a.path:
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # Texts made of old tokens get exactly the old outputs.
+    x = {"token_ids": np.array([[1, 7, 19, 2, 0]]), "segment_ids": np.zeros((1, 5), "int32"),
+         "padding_mask": np.array([[1, 1, 1, 1, 0]])}
+    np.testing.assert_allclose(grown(x)["sequence_output"], backbone(x)["sequence_output"], atol=1e-6)
+    assert pretraining.grown_backbone(backbone, 0) is backbone
+
+
+def test_init_from_continues_a_checkpoint_and_grows_its_vocabulary(tmp_path, tiny_tokenizer):
+    import keras_hub
+
+    start = str(tmp_path / "start")
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=len(TINY_VOCAB), num_layers=1, num_heads=2,
+                                             hidden_dim=16, intermediate_dim=32, max_sequence_length=64)
+    backbone.save_to_preset(start)
+    tiny_tokenizer.save_to_preset(start)
+    corpus = tmp_path / "new.txt"
+    rows = [row["text"] for row in synthetic_rows(200, seed=3)]
+    corpus.write_text("".join(f"{text}酷毙了\n" for text in rows) + "罕\n", encoding="utf-8")
+    preset = str(tmp_path / "continued")
+    assert pretrain.main([str(corpus), "--init-from", start, "--output-dir", preset, "--epochs", "1",
+                          "--max-seq-length", "32", "--batch-size", "16", "--learning-rate", "1e-3",
+                          "--log-dir", str(tmp_path / "logs")]) == 0
+    summary = json.loads((tmp_path / "continued" / "pretrain_summary.json").read_text())
+    assert sorted(summary["added_characters"]) == sorted("酷毙")  # 罕 appears once: below --add-characters 2
+    vocab = keras_hub.models.BertTokenizer.from_preset(preset).get_vocabulary()
+    assert vocab[: len(TINY_VOCAB)] == TINY_VOCAB and sorted(vocab[len(TINY_VOCAB):]) == sorted("酷毙")
+    continued = keras_hub.models.BertBackbone.from_preset(preset)
+    assert continued.vocabulary_size == len(vocab) and continued.num_layers == 1
+    # Pretraining moved the start's weights; a continued checkpoint recommends no learning rate of its own.
+    layer = "transformer_layer_0"
+    assert not np.allclose(continued.get_layer(layer).weights[0].numpy(), backbone.get_layer(layer).weights[0].numpy())
+    assert TrainConfig(preset=preset).resolved_learning_rate == 2e-5
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
+        (["--init-from", "bert_tiny_en_uncased", "--num-layers", "4"], "cannot be combined with --num-layers"),
+        (["--add-characters", "-1"], "--add-characters must be >= 0"),
         (["--mask-rate", "0.6"], "--mask-rate must be in (0, 0.5)"),
         (["--strategy", "multiworker"], "--strategy 'multiworker' is not one of auto, default, mirrored"),
         (["/nonexistent/corpus.txt"], "Text file '/nonexistent/corpus.txt' does not exist"),

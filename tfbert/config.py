@@ -332,6 +332,22 @@ class PretrainConfig(_Serializable):
         metadata=_help("Where the preset goes; fine-tune it with train.py --preset DIR."),
     )
     overwrite: bool = field(default=False, metadata=_help("Replace an existing --output-dir."))
+    init_from: str | None = field(
+        default=None,
+        metadata=_help(
+            "Continue pretraining this BERT (keras-hub preset name, preset dir or Hugging Face checkpoint dir) "
+            "instead of starting from random weights. Its architecture, tokenizer and case setting are kept; "
+            "the model-shape flags and --no-lowercase cannot be combined with it."
+        ),
+    )
+    add_characters: int = field(
+        default=2,
+        metadata=_help(
+            "With --init-from: append to the vocabulary every character the checkpoint reads as [UNK] that the "
+            "corpus uses at least this many times (new embedding rows start from the model's initializer). "
+            "0 adds none."
+        ),
+    )
     model: ModelConfig = field(default_factory=ModelConfig)
     max_seq_length: int = field(
         default=DEFAULT_MAX_SEQ_LENGTH,
@@ -363,6 +379,14 @@ class PretrainConfig(_Serializable):
         _check_schedule(self.learning_rate, self.warmup_ratio, self.weight_decay)
         if not 0.0 < self.mask_rate < 0.5:
             raise ValueError(f"--mask-rate must be in (0, 0.5), got {self.mask_rate} (BERT uses 0.15).")
+        if self.add_characters < 0:
+            raise ValueError(f"--add-characters must be >= 0 (0 adds none), got {self.add_characters}.")
+        if self.init_from is not None and (self.model != ModelConfig() or not self.lowercase):
+            raise ValueError(
+                f"--init-from {self.init_from!r} keeps that checkpoint's architecture and tokenizer, so it cannot be "
+                "combined with --num-layers/--hidden-dim/--num-heads/--intermediate-dim/--vocabulary-size/--dropout "
+                "or --no-lowercase. Drop those flags, or drop --init-from to pretrain a new BERT of that shape."
+            )
         if self.strategy not in PRETRAIN_STRATEGIES:
             raise ValueError(
                 f"--strategy {self.strategy!r} is not one of {', '.join(PRETRAIN_STRATEGIES)} "

@@ -29,10 +29,20 @@ Output: `<output-dir>/` with `config.json`, `model.weights.h5`,
 `pretrain_summary.json` (corpus size, per-epoch masked-LM loss/accuracy).
 It is written to a temporary directory and renamed, so a crash never leaves
 half a preset.
+
+`--init-from CHECKPOINT` continues pretraining an existing BERT on this
+text instead of starting from random weights (domain-adaptive pretraining,
+Gururangan et al. 2020): a keras-hub preset (e.g. `bert_base_zh` where
+Kaggle is reachable), a local preset, or a Hugging Face checkpoint dir. Its
+architecture, vocabulary and case setting are kept; characters the corpus
+uses that the vocabulary reads as [UNK] are appended to it
+(`--add-characters`), with fresh embedding rows, so an English checkpoint
+can learn Chinese characters on top of its pretrained layers.
 """
 
 from __future__ import annotations
 
+import collections
 import importlib.resources
 import json
 import logging
@@ -55,7 +65,9 @@ from tfbert.model import build_backbone
 from tfbert.optimization import build_optimizer
 from tfbert.preprocessing import (
     TextPreprocessor,
+    bert_normalize,
     learn_vocabulary,
+    load_tokenizer,
     make_dataset,
     make_training_dataset,
 )
@@ -159,6 +171,82 @@ def held_out_split(texts: list[str], seed: int) -> tuple[list[str], list[str]]:
     return [texts[i] for i in order[n:]], [texts[i] for i in order[:n]]
 
 
+def unknown_characters(preprocessor: TextPreprocessor, texts: list[str], min_count: int) -> list[str]:
+    """Characters of `texts` that `preprocessor`'s vocabulary reads as [UNK], used >= `min_count` times.
+
+    Normalized the way fine-tuning and the export normalize (`bert_normalize`),
+    most frequent first. Characters, not words: BERT's tokenizer makes every
+    CJK character (and every punctuation mark) a word of its own, so one
+    vocabulary entry per character is what a Chinese text needs. Only such
+    split-off characters are returned: a letter the vocabulary lacks turns
+    its whole word into [UNK], and a single-letter entry would not change
+    that (it would need "##" pieces too, which we do not add).
+    """
+    normalized = bert_normalize(tf.constant(texts), preprocessor.lowercase).numpy()
+    counts = collections.Counter(ch for text in normalized for ch in text.decode("utf-8") if not ch.isspace())
+    candidates = [ch for ch, n in counts.most_common() if n >= min_count]
+    if not candidates:
+        return []
+    unk = preprocessor.tokenizer.token_to_id("[UNK]")
+    alone = preprocessor(tf.constant(candidates))
+    doubled = preprocessor(tf.constant([ch + ch for ch in candidates]))
+    # c alone is one [UNK] token, and "cc" is two tokens: c is split off as a
+    # word of its own (CJK, punctuation), so a vocabulary entry for it is used.
+    # A letter inside a word ("cc" -> one [UNK] word) would not be.
+    keep = ((alone["token_ids"].numpy()[:, 1] == unk) & (alone["padding_mask"].numpy().sum(axis=1) == 3)
+            & (doubled["padding_mask"].numpy().sum(axis=1) == 4))
+    return [ch for ch, k in zip(candidates, keep) if k]
+
+
+def grown_backbone(backbone: keras_hub.models.BertBackbone, new_tokens: int) -> keras_hub.models.BertBackbone:
+    """`backbone` with `new_tokens` more token-embedding rows; every trained weight is copied over.
+
+    The new rows keep the fresh model's initializer (BERT's truncated normal,
+    stddev 0.02), so a new character starts like any token of a BERT being
+    pretrained from scratch; masked-LM pretraining then learns it.
+    """
+    if not new_tokens:
+        return backbone
+    grown = keras_hub.models.BertBackbone.from_config(
+        {**backbone.get_config(), "vocabulary_size": backbone.vocabulary_size + new_tokens})
+    for new, old in zip(grown.weights, backbone.weights, strict=True):
+        if new.path != old.path:
+            raise RuntimeError(f"Weight order differs after growing the vocabulary: {new.path} vs {old.path}.")
+        value = old.numpy()
+        if new.shape != old.shape:  # the token embedding: trained rows first, fresh rows after
+            value = np.concatenate([value, new.numpy()[value.shape[0]:]], axis=0)
+        new.assign(value)
+    return grown
+
+
+def _starting_point(config: PretrainConfig, train_texts: list[str]):
+    """(backbone or None, tokenizer, added characters).
+
+    From scratch: a vocabulary learned from the corpus, and no backbone yet
+    (it is built once the data is ready, as the measured recipe did). With
+    `--init-from`: that checkpoint, its vocabulary grown by the characters
+    the corpus needs.
+    """
+    if config.init_from is None:
+        vocab = learn_vocabulary(train_texts, config.model.vocabulary_size, config.lowercase)
+        return None, keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=config.lowercase), []
+    tokenizer = load_tokenizer(config.init_from)
+    backbone = keras_hub.models.BertBackbone.from_preset(config.init_from)
+    if config.max_seq_length > backbone.max_sequence_length:
+        raise ValueError(
+            f"--max-seq-length {config.max_seq_length} exceeds what {config.init_from!r} has position embeddings for "
+            f"({backbone.max_sequence_length}); pass --max-seq-length {backbone.max_sequence_length} or less."
+        )
+    added = []
+    if config.add_characters:
+        added = unknown_characters(TextPreprocessor(tokenizer, config.max_seq_length), train_texts, config.add_characters)
+        tokenizer = keras_hub.models.BertTokenizer(vocabulary=tokenizer.get_vocabulary() + added,
+                                                   lowercase=tokenizer.lowercase)
+    logger.info("Continuing from %s: %d parameters; %d characters added to its %d-token vocabulary (%s).",
+                config.init_from, backbone.count_params(), len(added), backbone.vocabulary_size, "".join(added[:20]))
+    return grown_backbone(backbone, len(added)), tokenizer, added
+
+
 def save_preset(backbone: keras.Model, tokenizer: keras_hub.models.BertTokenizer, output_dir: str, summary: dict) -> None:
     """Write the preset to a sibling temp dir, then rename: no half-written preset, ever."""
     parent = os.path.dirname(os.path.abspath(output_dir))
@@ -188,8 +276,9 @@ def pretrain(config: PretrainConfig) -> dict:
     texts = read_text_files(config.text_files, max_chars) if config.text_files else default_corpus(max_chars)
     train_texts, held_out = held_out_split(texts, config.seed)
 
-    vocab = learn_vocabulary(train_texts, config.model.vocabulary_size, config.lowercase)
-    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=config.lowercase)
+    with strategy.scope():
+        backbone, tokenizer, added = _starting_point(config, train_texts)
+    vocab = tokenizer.get_vocabulary()
     preprocessor = TextPreprocessor(tokenizer, config.max_seq_length)
     masker = masker_for(preprocessor, config.mask_rate)
     train_ds, steps = make_training_dataset(preprocessor, train_texts, np.zeros(len(train_texts), np.int32),
@@ -200,7 +289,8 @@ def pretrain(config: PretrainConfig) -> dict:
     val_ds = with_known_length(_masked(val_ds, masker).cache())
 
     with strategy.scope():
-        backbone = build_backbone(config.model, len(vocab), max_sequence_length=config.max_seq_length)
+        if backbone is None:
+            backbone = build_backbone(config.model, len(vocab), max_sequence_length=config.max_seq_length)
         # No next-sentence task, so the [CLS] pooler gets no gradient; fine-tuning does not use it either.
         backbone.get_layer("pooled_dense").trainable = False
         model = keras_hub.models.BertMaskedLM(backbone=backbone, preprocessor=None)
@@ -236,7 +326,9 @@ def pretrain(config: PretrainConfig) -> dict:
     summary = {
         "texts": len(train_texts), "held_out_texts": len(held_out), "vocabulary_size": len(vocab),
         "parameters": model.count_params(), "steps_per_epoch": steps, "steps": int(model.optimizer.iterations.numpy()),
-        "seconds": round(seconds, 1), "fine_tune_learning_rate": FINE_TUNE_LEARNING_RATE, "history": values,
+        "seconds": round(seconds, 1), "history": values, "added_characters": "".join(added),
+        # Measured for the from-scratch presets only; a continued checkpoint keeps train.py's default unless told.
+        "fine_tune_learning_rate": FINE_TUNE_LEARNING_RATE if config.init_from is None else None,
         "config": config.to_dict(), "tensorboard": run_dir,
     }
     save_preset(backbone, tokenizer, config.output_dir, summary)
