@@ -15,7 +15,7 @@ Training throughput is steady state: each timed `fit` call (or Hugging Face
 loop) runs `--steps` steps, and the clock runs from the end of its first step
 to the end of its last, the way a long training run spends its time.
 tfbert's timed calls are longer: together they cover one epoch of its
-length-bucketed stream (about 205 batches), because its batches range from 4
+length-bucketed stream (about 205 batches), because its batches range from 8
 to 128 tokens and a handful of them would measure the bucket mix, not the
 speed. Its real tokens/s (and so MFU) are counted in the very batches timed. So
 neither `fit`'s setup nor its teardown counts: in TF 2.21 the teardown of an
@@ -106,7 +106,7 @@ class TfbertSystem:
         self.real_tokens_per_s = []  # one per call, counted in the very batches that were timed
 
     def timed_steps(self, args) -> int:
-        # Length-bucketed batches differ in length (4 to 128 tokens), so a few of
+        # Length-bucketed batches differ in length (8 to 128 tokens), so a few of
         # them say more about which buckets they came from than about speed: the
         # timed calls of one bench run together cover a whole epoch of the stream.
         return max(args.steps, math.ceil(self.epoch_steps / args.repeats) + 1)
