@@ -100,7 +100,7 @@ def _can_reach(host: str, timeout: float = 5.0) -> bool:
         return False
 
 
-def check_preset(preset: str) -> None:
+def check_preset(preset: str, flag: str = "--preset") -> None:
     """Fail fast, with the fix, on a preset that is neither a local dir nor downloadable from here.
 
     Without this, an offline machine waits on download retries for minutes
@@ -113,18 +113,18 @@ def check_preset(preset: str) -> None:
     if os.path.isdir(preset):
         return
     if os.sep in preset and "://" not in preset or preset.startswith((".", "~")):
-        raise FileNotFoundError(f"--preset directory {preset!r} does not exist.")
+        raise FileNotFoundError(f"{flag} directory {preset!r} does not exist.")
     handle = "://" in preset
     if not handle and preset not in keras_hub.models.BertBackbone.presets:
         raise ValueError(
-            f"Unknown --preset {preset!r}. BERT presets: {', '.join(sorted(keras_hub.models.BertBackbone.presets))}; "
+            f"Unknown {flag} {preset!r}. BERT presets: {', '.join(sorted(keras_hub.models.BertBackbone.presets))}; "
             "or pass a local keras-hub preset or Hugging Face checkpoint directory."
         )
     host = next((h for prefix, h in PRESET_HOSTS.items() if preset.startswith(prefix)), "www.kaggle.com")
     cached = os.path.isdir(os.path.expanduser(os.path.join("~", ".cache", "kagglehub", "models", "keras", "bert", "keras", preset)))
     if not cached and not _can_reach(host):
         raise ValueError(
-            f"Cannot download --preset {preset!r}: {host} is not reachable from here. On a machine with network, run "
+            f"Cannot download {flag} {preset!r}: {host} is not reachable from here. On a machine with network, run "
             f"`python -c \"import keras_hub as h; h.models.BertBackbone.from_preset('{preset}').save_to_preset('{preset}'); "
             f"h.models.BertTokenizer.from_preset('{preset}').save_to_preset('{preset}')\"`, copy the '{preset}' "
             f"directory here and pass --preset ./{preset}."

@@ -67,11 +67,10 @@ from tfbert.preprocessing import (
     TextPreprocessor,
     bert_normalize,
     learn_vocabulary,
-    load_tokenizer,
     make_dataset,
     make_training_dataset,
 )
-from tfbert.training import load_splits, with_known_length
+from tfbert.training import load_pretrained, load_splits, with_known_length
 
 logger = logging.getLogger(__name__)
 
@@ -230,13 +229,7 @@ def _starting_point(config: PretrainConfig, train_texts: list[str]):
     if config.init_from is None:
         vocab = learn_vocabulary(train_texts, config.model.vocabulary_size, config.lowercase)
         return None, keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=config.lowercase), []
-    tokenizer = load_tokenizer(config.init_from)
-    backbone = keras_hub.models.BertBackbone.from_preset(config.init_from)
-    if config.max_seq_length > backbone.max_sequence_length:
-        raise ValueError(
-            f"--max-seq-length {config.max_seq_length} exceeds what {config.init_from!r} has position embeddings for "
-            f"({backbone.max_sequence_length}); pass --max-seq-length {backbone.max_sequence_length} or less."
-        )
+    tokenizer, backbone = load_pretrained(config.init_from, config.max_seq_length, "--init-from")
     added = []
     if config.add_characters:
         added = unknown_characters(TextPreprocessor(tokenizer, config.max_seq_length), train_texts, config.add_characters)

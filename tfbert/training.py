@@ -84,19 +84,29 @@ def build_preprocessor_and_backbone(config: TrainConfig, train_texts: list[str])
     """From a preset, or from config with a vocabulary learned on the training texts only."""
     pair = bool(config.text_pair_column)
     if config.preset:
-        check_preset(config.preset)
-        tokenizer = load_tokenizer(config.preset)
-        backbone = keras_hub.models.BertBackbone.from_preset(config.preset)
+        tokenizer, backbone = load_pretrained(config.preset, config.max_seq_length)
     else:
         vocab = learn_vocabulary(train_texts, config.model.vocabulary_size, config.lowercase)
         tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=config.lowercase)
         backbone = build_backbone(config.model, len(vocab), max_sequence_length=config.max_seq_length)
-    if config.max_seq_length > backbone.max_sequence_length:
+    return TextPreprocessor(tokenizer, config.max_seq_length, pair=pair), backbone
+
+
+def load_pretrained(preset: str, max_seq_length: int, flag: str = "--preset"):
+    """(tokenizer, backbone) of a preset, checked first: reachable, with position embeddings for max_seq_length.
+
+    Shared by train.py's `--preset` and pretrain.py's `--init-from`; `flag`
+    names the one the user passed in error messages.
+    """
+    check_preset(preset, flag)
+    tokenizer = load_tokenizer(preset)
+    backbone = keras_hub.models.BertBackbone.from_preset(preset)
+    if max_seq_length > backbone.max_sequence_length:
         raise ValueError(
-            f"--max-seq-length {config.max_seq_length} exceeds the backbone's {backbone.max_sequence_length} "
+            f"--max-seq-length {max_seq_length} exceeds the backbone's {backbone.max_sequence_length} "
             f"position embeddings; use --max-seq-length {backbone.max_sequence_length} or less."
         )
-    return TextPreprocessor(tokenizer, config.max_seq_length, pair=pair), backbone
+    return tokenizer, backbone
 
 
 def _log_examples(train: data_lib.Examples, validation: data_lib.Examples, names: list[str]) -> None:
