@@ -6,7 +6,8 @@ from hypothesis import given, settings, strategies as st
 
 from tests.conftest import CHARS
 from tfbert.config import ModelConfig
-from tfbert.model import MaskedMeanPooling, build_backbone, build_classifier, probabilities_per_label
+from tfbert.model import (MaskedMeanPooling, build_backbone, build_classifier, fast_dropout_call, flat_dense_call,
+                          probabilities_per_label, use_fast_layers)
 from tfbert.preprocessing import TextPreprocessor
 
 
@@ -83,3 +84,63 @@ def test_binary_probabilities_per_label():
 def test_one_class_is_rejected():
     with pytest.raises(ValueError, match="at least 2 classes, got 1"):
         build_classifier(build_backbone(ModelConfig(num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16), 50, 16), 1)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.3, 0.5])
+@pytest.mark.parametrize("shape", [(64, 12, 33, 33), (1001,)])  # an odd element count: half a 32-bit word unused
+def test_fast_dropout_rate_and_scale(rate, shape):
+    layer = use_fast_layers(keras.layers.Dropout(rate, seed=1))
+    x = np.ones(shape, np.float32)
+    y = np.asarray(layer(x, training=True))
+    kept = y != 0
+    np.testing.assert_allclose(y[kept], 1 / (1 - rate), rtol=1e-6)  # survivors scaled as in Keras
+    n = x.size
+    assert abs((1 - kept.mean()) - rate) < 5 * np.sqrt(rate * (1 - rate) / n)  # drop fraction: binomial, 5 sigma
+    again = np.asarray(layer(x, training=True)) != 0
+    assert (again != kept).any()  # a fresh mask per call
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+
+
+def test_fast_dropout_mask_is_unbiased_per_position():
+    """No position is favoured: over many calls each element is dropped at the rate (bit layout check)."""
+    layer = use_fast_layers(keras.layers.Dropout(0.25, seed=3))
+    x = np.ones((8, 7), np.float32)
+    dropped = np.mean([np.asarray(layer(x, training=True)) == 0 for _ in range(400)], axis=0)
+    assert np.all(np.abs(dropped - 0.25) < 5 * np.sqrt(0.25 * 0.75 / 400))
+
+
+def test_fast_dropout_bfloat16_gradient_is_the_mask():
+    layer = use_fast_layers(keras.layers.Dropout(0.2, seed=0, dtype="mixed_bfloat16"))
+    x = tf.ones((4, 50))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+        total = tf.reduce_sum(tf.cast(y, tf.float32))
+    assert y.dtype == tf.bfloat16
+    # d(sum)/dx is the scaled mask, which for x = 1 is the output itself.
+    np.testing.assert_allclose(np.asarray(tape.gradient(total, x)), np.asarray(tf.cast(y, tf.float32)), rtol=1e-2)
+
+
+def test_flat_dense_matches_keras_dense():
+    keras.utils.set_random_seed(0)
+    stock = keras.layers.Dense(24, activation="gelu")
+    x = np.random.default_rng(0).standard_normal((3, 5, 16)).astype(np.float32)
+    expected = np.asarray(stock(x))
+    use_fast_layers(stock)
+    assert stock.call.__func__ is flat_dense_call
+    for training in (False, True):
+        np.testing.assert_allclose(np.asarray(stock(x, training=training)), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(stock(x[:, 0])), expected[:, 0], rtol=1e-5, atol=1e-6)  # rank 2
+
+
+def test_classifier_uses_fast_layers_and_reloads(tiny_model, tmp_path):
+    """Every Dropout/Dense inside the backbone is switched; the saved model loads and predicts the same."""
+    calls = [getattr(layer.call, "__func__", None) for layer in tiny_model._flatten_layers()]
+    assert calls.count(fast_dropout_call) == 1 + 2 * 3 + 2  # embeddings, 3 per encoder layer, the head's 2
+    assert calls.count(flat_dense_call) == 2 * 2 + 1 + 2  # 2 per encoder layer, the pooler, the head's 2
+    path = str(tmp_path / "m.keras")
+    tiny_model.save(path)
+    again = keras.saving.load_model(path)
+    x = {"token_ids": np.array([[1, 7, 9, 2, 0]], np.int32), "segment_ids": np.zeros((1, 5), np.int32),
+         "padding_mask": np.array([[1, 1, 1, 1, 0]], np.int32)}
+    np.testing.assert_allclose(np.asarray(again(x, training=False)), np.asarray(tiny_model(x, training=False)), atol=1e-6)

@@ -46,3 +46,49 @@ def test_clipping_matches_keras_global_clipnorm_on_one_device():
     ours = step(AdamW(learning_rate=0.1, clip_global_norm=1.0, weight_decay=0.0))
     theirs = step(keras.optimizers.AdamW(learning_rate=0.1, global_clipnorm=1.0, weight_decay=0.0))
     np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
+def _adamw_steps(optimizer, densify=False, steps=4):
+    """Variables after `steps` AdamW updates with fixed random gradients; the embedding's arrive as IndexedSlices."""
+    import tensorflow as tf
+
+    from tfbert.optimization import NO_DECAY_NAMES
+
+    shapes = {"kernel": (30, 20), "bias": (20,), "gamma": (20,), "embeddings": (100, 8)}
+    rng = np.random.default_rng(0)
+    variables = [keras.Variable(rng.standard_normal(s).astype(np.float32), name=n) for n, s in shapes.items()]
+    start = [np.asarray(v) for v in variables]
+    optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY_NAMES))
+    for _ in range(steps):
+        grads = [tf.constant(rng.standard_normal(s).astype(np.float32)) for s in shapes.values()]
+        # An embedding lookup's gradient: one slice per token, so a repeated token repeats its row (3 here).
+        grads[-1] = tf.IndexedSlices(grads[-1][:5], tf.constant([0, 3, 3, 50, 99]), tf.constant(shapes["embeddings"]))
+        if densify:
+            grads[-1] = tf.convert_to_tensor(grads[-1])  # rows summed: the gradient Adam is defined on
+        optimizer.apply_gradients(zip(grads, variables))
+    return dict(zip(shapes, start)), {name: np.asarray(v) for name, v in zip(shapes, variables)}
+
+
+def test_fused_update_matches_keras_adamw():
+    """ResourceApplyAdam + folded weight decay == keras.optimizers.AdamW: decay exclusions, schedule, sparse grads."""
+    from tfbert.optimization import AdamW
+
+    def optimizers():
+        schedule = WarmupLinearDecay(0.05, total_steps=10, warmup_steps=2)
+        return (AdamW(learning_rate=schedule, weight_decay=0.1, clip_global_norm=None, epsilon=1e-6),
+                keras.optimizers.AdamW(learning_rate=schedule, weight_decay=0.1, epsilon=1e-6))
+
+    ours, theirs = optimizers()
+    start, ours = _adamw_steps(ours)
+    _, theirs_dense = _adamw_steps(theirs, densify=True)
+    for name in start:
+        assert not np.allclose(ours[name], start[name]), name  # every variable moved
+        np.testing.assert_allclose(ours[name], theirs_dense[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    # Keras 3.15's AdamW squares IndexedSlices slice by slice (ops.square is elementwise on
+    # .values), so a repeated row's second moment gets g1^2 + g2^2 instead of (g1 + g2)^2.
+    # Ours densifies first; the rows without repeats agree with Keras either way.
+    _, theirs_sparse = _adamw_steps(optimizers()[1])
+    repeated = np.zeros(100, bool)
+    repeated[3] = True
+    np.testing.assert_allclose(ours["embeddings"][~repeated], theirs_sparse["embeddings"][~repeated], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(ours["embeddings"][repeated], theirs_sparse["embeddings"][repeated], rtol=1e-3)

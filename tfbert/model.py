@@ -14,6 +14,8 @@ no files and knows nothing about datasets.
 
 from __future__ import annotations
 
+import types
+
 import keras
 import keras_hub
 from keras import ops
@@ -43,6 +45,74 @@ class MaskedMeanPooling(keras.layers.Layer):
 
     def compute_output_shape(self, sequence_shape, padding_mask_shape=None):
         return (sequence_shape[0], sequence_shape[2])
+
+
+def fast_dropout_call(layer: keras.layers.Dropout, inputs, training=False):
+    """`keras.layers.Dropout.call` that draws half as many random numbers.
+
+    Keras draws one Philox float per element; on MiniLM (2 CPU cores, batch
+    32 x 64 tokens) its 21 dropout layers cost ~140 ms of a ~790 ms training
+    step, nearly all of it the random numbers. Here each 32-bit draw gives two
+    16-bit ones, each element is kept when its 16 bits are >= round(rate *
+    65536), and kept elements are scaled by 1 / (1 - rate) as in Keras. The drop
+    probability is `rate` to within 2^-17 (0.1 -> 0.100006); the mask is a
+    different random stream than Keras' (same seeding: one draw of the layer's
+    SeedGenerator per call). `noise_shape` falls back to Keras' implementation.
+    """
+    if not training or layer.rate <= 0 or layer.noise_shape is not None:
+        return keras.layers.Dropout.call(layer, inputs, training=training)
+    import tensorflow as tf
+
+    seed = tf.cast(tf.math.floormod(layer.seed_generator.next(), tf.int32.max - 1), tf.int32)  # int32 for stateless ops
+    size = tf.size(inputs)
+    words = tf.random.stateless_uniform([(size + 1) // 2], seed, minval=None, maxval=None, dtype=tf.uint32)
+    halves = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size]
+    keep = tf.reshape(halves >= tf.constant(round(layer.rate * 65536), tf.uint16), tf.shape(inputs))
+    scale = tf.where(keep, tf.cast(1.0 / (1.0 - layer.rate), inputs.dtype), tf.zeros([], inputs.dtype))
+    return inputs * scale
+
+
+def flat_dense_call(layer: keras.layers.Dense, inputs, training=None):
+    """`keras.layers.Dense.call` that runs a (batch, seq, in) input as one 2-D MatMul -> BiasAdd -> activation.
+
+    Keras' Dense on a 3-D input is a `tensordot` (a reshape between MatMul and
+    the bias add), which hides the pattern TensorFlow's grappler remapper
+    fuses into one oneDNN `_FusedMatMul` (MatMul + BiasAdd + GELU/ReLU/...).
+    Flattening first exposes it: BERT's feed-forward block ([960, 384] x
+    [384, 1536] + bias + tanh GELU, bf16, 2 CPU cores) takes 4.7 ms instead of
+    8.6 ms. Same weights, same math. Inference only: in training the fusion
+    cannot happen (the backward pass needs the pre-activation) and the flat
+    form measured ~5% slower per MiniLM step, so training and rank-2 inputs
+    use Keras' call.
+    """
+    if training or len(inputs.shape) < 3:
+        return keras.layers.Dense.call(layer, inputs, training=training)
+    import tensorflow as tf
+
+    x = tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), layer.kernel)
+    if layer.bias is not None:
+        x = tf.nn.bias_add(x, layer.bias)
+    if layer.activation is not None:
+        x = layer.activation(x)
+    return tf.reshape(x, tf.concat([tf.shape(inputs)[:-1], [layer.units]], axis=0))
+
+
+FAST_CALLS = {keras.layers.Dropout: fast_dropout_call, keras.layers.Dense: flat_dense_call}
+
+
+def use_fast_layers(model: keras.Layer) -> keras.Layer:
+    """Give every plain Dropout / Dense inside `model` the faster `call` above, in place; return `model`.
+
+    keras-hub builds these layers itself, so they are switched after the fact,
+    per instance: the layers keep their class, config and weights, so saving
+    and loading (`.keras` files key weights by class name, presets store
+    hyperparameters) see stock Keras layers, and a reloaded model runs Keras'
+    own kernels until this is called on it again.
+    """
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if type(layer) in FAST_CALLS:
+            layer.call = types.MethodType(FAST_CALLS[type(layer)], layer)
+    return model
 
 
 def build_backbone(config: ModelConfig, vocabulary_size: int, max_sequence_length: int) -> keras_hub.models.BertBackbone:
@@ -85,7 +155,7 @@ def build_classifier(backbone: keras.Model, num_classes: int, dropout: float = 0
         outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
     else:
         outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probability")(x)
-    return keras.Model(inputs, outputs, name="tfbert_classifier")
+    return use_fast_layers(keras.Model(inputs, outputs, name="tfbert_classifier"))
 
 
 def probabilities_per_label(outputs):

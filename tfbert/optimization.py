@@ -52,7 +52,7 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 @keras.saving.register_keras_serializable(package="tfbert")
 class AdamW(keras.optimizers.AdamW):
-    """AdamW whose global-norm clipping sees the all-reduced gradient.
+    """AdamW whose global-norm clipping sees the all-reduced gradient, with a fused update.
 
     Keras 3.15 clips `global_clipnorm` inside each replica, before the
     cross-replica sum: with 2 replicas each half-gradient is clipped to the
@@ -82,8 +82,61 @@ class AdamW(keras.optimizers.AdamW):
             self._distributed_tf_update_step, self._distribution_strategy, list(zip(clipped, variables)), learning_rate
         )
 
+    def _apply_weight_decay(self, variables):
+        # Folded into update_step: there the decay is one scalar multiply per
+        # variable, where Keras multiplies the whole tensor twice (var * wd * lr).
+        if self.amsgrad:
+            super()._apply_weight_decay(variables)
+
+    def update_step(self, gradient, variable, learning_rate):
+        """Decoupled weight decay, then Adam, as two passes over the variable.
+
+        Keras' Adam update is nine element-wise tensor ops, each a separate pass
+        over the variable, its two moments and a temporary: about 100 ms per step
+        for MiniLM's 22.7M parameters on 2 CPU cores, ~13% of a training step.
+        `ResourceApplyAdam` is TensorFlow's fused kernel for exactly Keras'
+        formula (m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); var -= lr
+        sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)), one multithreaded pass.
+        tests/test_optimization.py checks it against keras.optimizers.AdamW.
+
+        It also mends a Keras 3.15 error on embeddings: an embedding's gradient
+        arrives as IndexedSlices with one slice per token, and Keras' Adam
+        squares the slices one by one, so a token seen twice in a batch gets
+        g1^2 + g2^2 in its second moment instead of (g1 + g2)^2. Here the
+        gradient is made dense (repeated rows summed) before the update.
+        """
+        if self.amsgrad:
+            return super().update_step(gradient, variable, learning_rate)
+        import tensorflow as tf
+
+        dtype = tf.as_dtype(variable.dtype)
+        lr = tf.cast(learning_rate, dtype)
+        tf_variable = _tf_variable(variable)
+        if self.weight_decay and self._use_weight_decay(variable):
+            tf_variable.assign_sub(tf_variable * (lr * tf.cast(self.weight_decay, dtype)))
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        index = self._get_variable_index(variable)
+        tf.raw_ops.ResourceApplyAdam(
+            var=tf_variable.handle,
+            m=_tf_variable(self._momentums[index]).handle,
+            v=_tf_variable(self._velocities[index]).handle,
+            beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step),
+            lr=lr,
+            beta1=beta_1,
+            beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.convert_to_tensor(tf.cast(gradient, dtype)),  # IndexedSlices (embeddings) -> dense, as Keras does
+        )
+
     def get_config(self):
         return {**super().get_config(), "clip_global_norm": self.clip_global_norm}
+
+
+def _tf_variable(variable):
+    """The tf.Variable behind a Keras variable (inside `strategy.extended.update`, a mirrored one's local copy)."""
+    return variable.value if isinstance(variable, keras.Variable) else variable
 
 
 def build_optimizer(peak_learning_rate: float, total_steps: int, warmup_ratio: float, weight_decay: float) -> keras.optimizers.AdamW:

@@ -61,7 +61,7 @@ import tensorflow as tf
 from tfbert import callbacks as callbacks_lib
 from tfbert.config import PRETRAIN_SUMMARY, PretrainConfig, TrainConfig
 from tfbert.distribute import get_strategy, set_precision
-from tfbert.model import build_backbone
+from tfbert.model import build_backbone, use_fast_layers
 from tfbert.optimization import build_optimizer
 from tfbert.preprocessing import (
     TextPreprocessor,
@@ -286,7 +286,7 @@ def pretrain(config: PretrainConfig) -> dict:
             backbone = build_backbone(config.model, len(vocab), max_sequence_length=config.max_seq_length)
         # No next-sentence task, so the [CLS] pooler gets no gradient; fine-tuning does not use it either.
         backbone.get_layer("pooled_dense").trainable = False
-        model = keras_hub.models.BertMaskedLM(backbone=backbone, preprocessor=None)
+        model = use_fast_layers(keras_hub.models.BertMaskedLM(backbone=backbone, preprocessor=None))
         total_steps = steps * config.epochs
         model.compile(
             optimizer=build_optimizer(config.learning_rate, total_steps, config.warmup_ratio, config.weight_decay),
