@@ -6,8 +6,8 @@ from hypothesis import given, settings, strategies as st
 
 from tests.conftest import CHARS
 from tfbert.config import ModelConfig
-from tfbert.model import (MaskedMeanPooling, build_backbone, build_classifier, fast_dropout_call, flat_dense_call,
-                          probabilities_per_label, use_fast_layers)
+from tfbert.model import (MaskedMeanPooling, build_backbone, build_classifier, fast_dense_call, fast_dropout_call,
+                          fused_gelu_tanh, probabilities_per_label, use_fast_layers)
 from tfbert.preprocessing import TextPreprocessor
 
 
@@ -121,23 +121,41 @@ def test_fast_dropout_bfloat16_gradient_is_the_mask():
     np.testing.assert_allclose(np.asarray(tape.gradient(total, x)), np.asarray(tf.cast(y, tf.float32)), rtol=1e-2)
 
 
-def test_flat_dense_matches_keras_dense():
+@pytest.mark.parametrize("activation", ["gelu", "relu", None])
+def test_fast_dense_matches_keras_dense(activation):
+    from keras_hub.src.utils.keras_utils import gelu_approximate  # BERT's, the one fast_dense_call fuses
+
     keras.utils.set_random_seed(0)
-    stock = keras.layers.Dense(24, activation="gelu")
-    x = np.random.default_rng(0).standard_normal((3, 5, 16)).astype(np.float32)
+    stock = keras.layers.Dense(24, activation=gelu_approximate if activation == "gelu" else activation)
+    x = np.random.default_rng(0).standard_normal((3, 5, 16)).astype(np.float32) * 3
     expected = np.asarray(stock(x))
     use_fast_layers(stock)
-    assert stock.call.__func__ is flat_dense_call
+    assert stock.call.__func__ is fast_dense_call
     for training in (False, True):
         np.testing.assert_allclose(np.asarray(stock(x, training=training)), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(stock(x[:, 0])), expected[:, 0], rtol=1e-5, atol=1e-6)  # rank 2
+
+
+@pytest.mark.parametrize("dtype,tolerance", [("float32", 2e-5), ("bfloat16", 2e-2)])  # 1 + tanh cancels near -5
+def test_fused_gelu_matches_keras_gelu_and_its_gradient(dtype, tolerance):
+    x = tf.cast(tf.linspace(-9.0, 9.0, 1001), dtype)  # both tails and the bend
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = fused_gelu_tanh(x)
+        theirs = keras.activations.gelu(x, approximate=True)
+        weighted = [tf.reduce_sum(tf.cast(y, tf.float32) * tf.linspace(0.5, 2.0, 1001)) for y in (ours, theirs)]
+    assert ours.dtype == x.dtype
+    f32 = lambda t: np.asarray(tf.cast(t, tf.float32))  # noqa: E731
+    np.testing.assert_allclose(f32(ours), f32(theirs), rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(f32(tape.gradient(weighted[0], x)), f32(tape.gradient(weighted[1], x)),
+                               rtol=tolerance, atol=tolerance)
 
 
 def test_classifier_uses_fast_layers_and_reloads(tiny_model, tmp_path):
     """Every Dropout/Dense inside the backbone is switched; the saved model loads and predicts the same."""
     calls = [getattr(layer.call, "__func__", None) for layer in tiny_model._flatten_layers()]
     assert calls.count(fast_dropout_call) == 1 + 2 * 3 + 2  # embeddings, 3 per encoder layer, the head's 2
-    assert calls.count(flat_dense_call) == 2 * 2 + 1 + 2  # 2 per encoder layer, the pooler, the head's 2
+    assert calls.count(fast_dense_call) == 2 * 2 + 1 + 2  # 2 per encoder layer, the pooler, the head's 2
     path = str(tmp_path / "m.keras")
     tiny_model.save(path)
     again = keras.saving.load_model(path)
