@@ -61,14 +61,16 @@ def fast_dropout_call(layer: keras.layers.Dropout, inputs, training=False):
     different random stream than Keras' (same seeding: one draw of the layer's
     SeedGenerator per call). `noise_shape` falls back to Keras' implementation.
     """
-    if not training or layer.rate <= 0 or layer.noise_shape is not None:
+    threshold = round(layer.rate * 65536)
+    # rate within 2^-17 of 1 would need a 17-bit threshold: Keras' call handles it (and rate 1, and noise_shape).
+    if not training or layer.rate <= 0 or threshold >= 65536 or layer.noise_shape is not None:
         return keras.layers.Dropout.call(layer, inputs, training=training)
 
     seed = tf.cast(tf.math.floormod(layer.seed_generator.next(), tf.int32.max - 1), tf.int32)  # int32 for stateless ops
     size = tf.size(inputs)
     words = tf.random.stateless_uniform([(size + 1) // 2], seed, minval=None, maxval=None, dtype=tf.uint32)
     halves = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size]
-    keep = tf.reshape(halves >= tf.constant(round(layer.rate * 65536), tf.uint16), tf.shape(inputs))
+    keep = tf.reshape(halves >= tf.constant(threshold, tf.uint16), tf.shape(inputs))
     scale = tf.where(keep, tf.cast(1.0 / (1.0 - layer.rate), inputs.dtype), tf.zeros([], inputs.dtype))
     return inputs * scale
 
@@ -76,22 +78,27 @@ def fast_dropout_call(layer: keras.layers.Dropout, inputs, training=False):
 _GELU_C = math.sqrt(2 / math.pi)
 
 
-# XLA fuses each of these into one loop over the tensor, computed in float32
-# whatever the input dtype; TensorFlow's own graph runs tanh GELU as ~8
+# XLA fuses each of these into one loop over the tensor (half precision is
+# computed in float32 inside it); TensorFlow's own graph runs tanh GELU as ~8
 # separate element-wise ops forward and ~8 backward, each a pass over memory
-# (slowest in bf16). reduce_retracing: one trace, XLA compiles per shape.
+# (slowest in bf16). reduce_retracing: after the first shape change the trace
+# generalizes to any shape (one per dtype); XLA compiles per concrete shape.
+def _compute_dtype(x):
+    return tf.cast(x, tf.float32) if x.dtype in (tf.bfloat16, tf.float16) else x
+
+
 @tf.function(jit_compile=True, reduce_retracing=True)
 def _gelu_tanh_forward(x):
-    f = tf.cast(x, tf.float32)
+    f = _compute_dtype(x)
     return tf.cast(0.5 * f * (1.0 + tf.tanh(_GELU_C * (f + 0.044715 * f * f * f))), x.dtype)
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
 def _gelu_tanh_backward(x, dy):
-    f = tf.cast(x, tf.float32)
+    f = _compute_dtype(x)
     t = tf.tanh(_GELU_C * (f + 0.044715 * f * f * f))
     slope = 0.5 * (1.0 + t) + 0.5 * f * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * f * f)
-    return tf.cast(tf.cast(dy, tf.float32) * slope, x.dtype)
+    return tf.cast(tf.cast(dy, f.dtype) * slope, x.dtype)
 
 
 @tf.custom_gradient
@@ -126,13 +133,13 @@ def fast_dense_call(layer: keras.layers.Dense, inputs, training=None):
     8.6 ms. In training the remapper cannot fuse (the backward pass needs the
     pre-activation) and the flat form measured ~5% slower per MiniLM step.
     """
-    if training or len(inputs.shape) < 3:
-        if not _is_gelu_tanh(layer.activation):
-            return keras.layers.Dense.call(layer, inputs, training=training)
+    if training and _is_gelu_tanh(layer.activation):
         x = ops.matmul(inputs, layer.kernel)  # as keras.layers.Dense.call, with the fused activation
         if layer.bias is not None:
             x = ops.add(x, layer.bias)
         return fused_gelu_tanh(x)
+    if training or len(inputs.shape) < 3:
+        return keras.layers.Dense.call(layer, inputs, training=training)
     x = tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), layer.kernel)
     if layer.bias is not None:
         x = tf.nn.bias_add(x, layer.bias)

@@ -127,7 +127,7 @@ class AdamW(keras.optimizers.AdamW):
             beta1=beta_1,
             beta2=beta_2,
             epsilon=tf.cast(self.epsilon, dtype),
-            grad=tf.convert_to_tensor(tf.cast(gradient, dtype)),  # IndexedSlices (embeddings) -> dense, as Keras does
+            grad=tf.convert_to_tensor(tf.cast(gradient, dtype)),  # IndexedSlices -> dense, repeated rows summed (see above)
         )
 
     def get_config(self):
