@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -86,6 +87,92 @@ def test_masking_follows_bert(tiny_tokenizer):
     assert 0.7 < share_mask < 0.9, share_mask
 
 
+def test_word_continuations_golden(tiny_tokenizer):
+    from tfbert.preprocessing import TextPreprocessor
+
+    pre = TextPreprocessor(tiny_tokenizer, sequence_length=16)
+    segmented = {"我们喜欢这个手机bc": ["我们", "喜欢", "这个", "手机", "bc"],
+                 "服务很好": ["服务很好"],  # a four-character word
+                 "很满意": ["很", "满意"],
+                 "喜欢极了": ["喜欢", "极了"]}  # "极" is [UNK] here: a word that no longer matches falls apart
+    flags = pretraining.word_continuations(pre, list(segmented), segment=segmented.__getitem__)
+    # [CLS] 我 们 喜 欢 这 个 手 机 b ##c [SEP]: each two-character word is one word, WordPiece's "##c" continues "b".
+    np.testing.assert_array_equal(flags[0], [0, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(flags[1], [0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(flags[2], [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(flags[3], [0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+
+
+def test_jieba_segments_offline():
+    assert pretraining.jieba_words("我们喜欢这个手机") == ["我们", "喜欢", "这个", "手机"]
+
+
+def _whole_word_masker(vocabulary_size=50, rate=0.15, slots=8):
+    return pretraining.WholeWordMaskGenerator(vocabulary_size=vocabulary_size, mask_rate=rate, selection_length=slots,
+                                              mask_token_id=4, unselectable_token_ids=[1, 2, 0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_whole_word_masking_invariants(data):
+    import tensorflow as tf
+
+    batch, length = data.draw(st.integers(1, 6)), data.draw(st.integers(3, 24))
+    rate = data.draw(st.sampled_from([0.15, 0.3, 0.45]))
+    # Up to twice the length: length-bucketed batches are often shorter than the mask slots.
+    slots = data.draw(st.integers(int(np.ceil(rate * length)), 2 * length))
+    lengths = [data.draw(st.integers(2, length)) for _ in range(batch)]
+    ids = np.zeros((batch, length), np.int32)
+    for row, n in enumerate(lengths):
+        ids[row, 0], ids[row, n - 1] = 1, 2
+        ids[row, 1:n - 1] = data.draw(st.lists(st.integers(5, 49), min_size=n - 2, max_size=n - 2))
+    continuations = np.array(data.draw(st.lists(st.lists(st.integers(0, 1), min_size=length, max_size=length),
+                                                min_size=batch, max_size=batch)), np.int8)
+    tf.random.set_seed(data.draw(st.integers(0, 1000)))
+    out = {k: v.numpy() for k, v in _whole_word_masker(rate=rate, slots=slots)(tf.constant(ids), tf.constant(continuations)).items()}
+    for row, n in enumerate(lengths):
+        real = out["mask_weights"][row] > 0
+        positions = out["mask_positions"][row][real]
+        selected = np.zeros(length, bool)
+        selected[positions] = True
+        # Real predictions come first, ascending, inside the text, never [CLS]/[SEP]/padding; labels are the originals.
+        assert real.tolist() == sorted(real.tolist(), reverse=True)
+        assert (np.diff(positions) > 0).all() and (positions >= 1).all() and (positions <= n - 2).all()
+        np.testing.assert_array_equal(out["mask_ids"][row][real], ids[row, positions])
+        np.testing.assert_array_equal(out["token_ids"][row][~selected], ids[row][~selected])
+        # Never more than the single-token masker's count ...
+        budget = int(np.ceil(np.float32(n - 2) * np.float32(rate)))
+        assert len(positions) <= budget
+        # ... and words are taken whole: a continuing token is selected exactly when the token before it is.
+        for t in range(2, n - 1):
+            if continuations[row, t]:
+                assert selected[t] == selected[t - 1], (row, t)
+        if not continuations[row, 2:n - 1].any():  # single-token words: exactly the single-token count
+            assert len(positions) == budget
+
+
+def test_whole_word_masking_rates():
+    import tensorflow as tf
+
+    tf.random.set_seed(0)
+    rng = np.random.default_rng(0)
+    ids = np.concatenate([np.ones((2000, 1)), rng.integers(5, 50, (2000, 40)), np.full((2000, 1), 2)], axis=1).astype(np.int32)
+    continuations = np.zeros_like(ids, np.int8)
+    continuations[:, 2:41:2] = 1  # twenty two-token words per text; budget ceil(0.15 * 40) = 6 tokens = 3 words
+    out = _whole_word_masker(slots=9)(tf.constant(ids), tf.constant(continuations))
+    weights, positions, masked = out["mask_weights"].numpy(), out["mask_positions"].numpy(), out["token_ids"].numpy()
+    assert (weights.sum(axis=1) == 6).all()
+    rows = np.repeat(np.arange(2000), 6)
+    cols = positions[weights > 0]
+    changed = masked[rows, cols]
+    assert abs((changed == 4).mean() - 0.8) < 0.02
+    kept = (changed == ids[rows, cols]).mean()  # 10% kept, plus random draws that hit the same token
+    assert abs(kept - (0.1 + 0.1 / 50)) < 0.015
+    # Every word is equally likely to be chosen: each position is selected about 6/40 of the time.
+    per_position = np.bincount(cols, minlength=42)[1:41] / 2000
+    assert np.abs(per_position - 0.15).max() < 0.04
+
+
 @pytest.fixture(scope="module")
 def text_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("corpus") / "texts.txt"
@@ -123,6 +210,19 @@ def test_pretrain_writes_a_preset_that_train_fine_tunes(tmp_path, text_file, rev
                        "--export-dir", str(export), "--log-dir", str(tmp_path / "logs"), "--model-name", "m"]) == 0
     vocab = (export / "m" / "1" / "assets.extra" / "vocab.txt").read_text(encoding="utf-8").splitlines()
     assert vocab == tokenizer.get_vocabulary()  # fine-tuning used the pretrained vocabulary, not a new one
+
+
+def test_pretrain_with_whole_word_masking(tmp_path, text_file, capsys):
+    preset = str(tmp_path / "wwm")
+    assert pretrain.main([text_file, "--whole-word-masking", "--output-dir", preset, "--epochs", "2",
+                          "--log-dir", str(tmp_path / "logs"), *TINY_FLAGS]) == 0
+    summary = json.loads((tmp_path / "wwm" / "pretrain_summary.json").read_text())
+    assert summary["config"]["whole_word_masking"] is True
+    # The log line run_script's logging writes to stderr: jieba found multi-character words in the synthetic reviews.
+    continuing = re.search(r"Whole-word masking: (\d+) tokens", capsys.readouterr().err)
+    assert continuing and int(continuing.group(1)) > 100
+    history = summary["history"]
+    assert history["loss"][-1] < history["loss"][0] and np.isfinite(history["val_masked_loss"]).all()
 
 
 def test_unknown_characters_golden(tiny_tokenizer):

@@ -360,6 +360,13 @@ class PretrainConfig(_Serializable):
     warmup_ratio: float = field(default=0.06, metadata=_help("Fraction of steps with linear warmup."))
     weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay (not on LayerNorm or biases)."))
     mask_rate: float = field(default=0.15, metadata=_help("Fraction of tokens selected for prediction."))
+    whole_word_masking: bool = field(
+        default=False,
+        metadata=_help(
+            "Mask whole words: all characters of a Chinese word as jieba segments it, and all WordPiece pieces of "
+            "a word, together (Chinese BERT-wwm), instead of single tokens."
+        ),
+    )
     seed: int = field(default=42, metadata=_help("Seed for weights, masking, shuffling and the held-out texts."))
     strategy: str = field(
         default="auto",
