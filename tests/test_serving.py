@@ -132,3 +132,59 @@ def test_rest_client_errors_are_clear(trained, capsys):
         url = server.url
     assert predict.main(["--server", url, "--model-name", "reviews", "x"]) == 2
     assert "Cannot reach TF Serving" in capsys.readouterr().err
+
+
+def _weight_casts_in_loops(graph_def) -> int:
+    """Casts of a variable's value inside while-loop bodies (the serving chunk loop)."""
+    count = 0
+    for function in graph_def.library.function:
+        if "while_body" not in function.signature.name:
+            continue
+        reads = {n.name for n in function.node_def if n.op == "ReadVariableOp"}
+        count += sum(n.op == "Cast" and n.input[0].split(":")[0] in reads for n in function.node_def)
+    return count
+
+
+def test_mixed_precision_export_casts_each_weight_once(tiny_tokenizer, tmp_path):
+    import keras
+
+    from tests.conftest import TINY_VOCAB, synthetic_rows
+    from tfbert.config import ModelConfig
+    from tfbert.model import build_backbone, build_classifier
+    from tfbert.preprocessing import TextPreprocessor
+
+    def classifier():
+        keras.utils.set_random_seed(1)
+        return build_classifier(build_backbone(ModelConfig(num_layers=2, hidden_dim=16, num_heads=2,
+                                                           intermediate_dim=32), len(TINY_VOCAB), 32), 2)
+
+    assert export_lib.half_precision_copies(classifier()) == []  # float32: nothing to copy, export unchanged
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = classifier()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    pre = TextPreprocessor(tiny_tokenizer, 32)
+    copies = export_lib.half_precision_copies(model)
+    copied = {id(weight) for weight, _ in copies}
+    # Kernels, biases and embeddings the bf16 layers autocast; never LayerNorm's float32 gamma/beta or the float32 head.
+    assert all(copy.dtype == tf.bfloat16 for _, copy in copies)
+    assert any("kernel" in weight.path for weight, _ in copies)
+    assert not any("layer_norm" in weight.path for weight, _ in copies)
+    assert not copied & {id(w) for w in model.get_layer("probability").weights}
+    for weight, copy in copies:
+        np.testing.assert_array_equal(copy.numpy(), tf.cast(weight.value, tf.bfloat16).numpy())
+
+    texts = tf.constant([row["text"] for row in synthetic_rows(40, seed=5)] + TEXTS)
+    labels = tf.constant(["negative", "positive"])
+    per_read = tf.function(lambda t: export_lib._outputs(model, pre(t), labels))  # Keras' cast at every read
+    reference = per_read(t=texts)["probabilities"].numpy()
+    assert _weight_casts_in_loops(per_read.get_concrete_function(texts).graph.as_graph_def()) > 0
+
+    path = export_saved_model(model, pre, ["negative", "positive"], str(tmp_path / "sm"))
+    signatures = tf.saved_model.load(path).signatures
+    # Same values, cast once at export instead of once per chunk: bit-identical outputs, no casts left in the loop.
+    np.testing.assert_array_equal(signatures["serving_default"](text=texts)["probabilities"].numpy(), reference)
+    np.testing.assert_array_equal(signatures["serve_token_ids"](**pre(texts))["probabilities"].numpy(), reference)
+    for name in ("serving_default", "serve_token_ids"):
+        assert _weight_casts_in_loops(signatures[name].graph.as_graph_def()) == 0, name

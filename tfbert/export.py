@@ -17,6 +17,8 @@ half-written model, and an existing version is never overwritten.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import os
 import shutil
@@ -113,8 +115,69 @@ def run_by_length(model: keras.Model, features: dict[str, tf.Tensor], chunk_size
     return tf.gather(tf.reshape(outputs.concat(), [-1, width]), tf.math.invert_permutation(order))
 
 
-def _outputs(model: keras.Model, features: dict, labels: tf.Tensor) -> dict[str, tf.Tensor]:
-    probabilities = probabilities_per_label(run_by_length(model, features))
+def half_precision_copies(model: keras.Model) -> list[tuple[keras.Variable, tf.Variable]]:
+    """`(weight, half-precision copy)` for every weight a mixed-precision layer of `model` reads in 16 bits.
+
+    Under `mixed_bfloat16` Keras keeps float32 weights and casts each one to
+    bfloat16 every time a layer reads it. In the serving graph those reads
+    sit inside `run_by_length`'s per-chunk loop, so every chunk of every
+    request re-cast all ~21M of MiniLM's matmul weights (measured in README
+    "Performance"). The export stores each such weight once more, already
+    cast, and the serving functions read those copies (`_reading`). The
+    values are exactly the ones the per-read cast produced, so the outputs
+    are the same bits.
+
+    Copied: weights with Keras' autocast on, owned by a layer that autocasts
+    and computes in 16 bits, and owned by that layer alone. Not copied:
+    LayerNormalization's gamma/beta (Keras never autocasts them), layers
+    that compute in float32 (the classifier head), weights two layers share
+    (a float32 reader must keep seeing float32). A float32 model gets no
+    copies and an unchanged export. The substitution assumes a weight is read
+    by the layer that owns it, as in keras-hub's BERT backbones and tfbert's
+    classifier. Cost: the SavedModel (and the server's memory) grows by 2
+    bytes per copied parameter, ~42 MB for MiniLM; the float32 originals stay
+    in it so `loaded.variables` still holds the whole model.
+    """
+    owners = collections.defaultdict(list)
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        # Each layer's own weights, not its sublayers': the cast is to the dtype of the layer that reads it.
+        for weight in [*layer._trainable_variables, *layer._non_trainable_variables]:
+            owners[id(weight)].append((layer, weight))
+    copies = []
+    for (layer, weight), *others in owners.values():
+        if (not others and layer.autocast and weight._autocast and keras.backend.is_float_dtype(weight.dtype)
+                and keras.backend.is_float_dtype(layer.compute_dtype) and layer.compute_dtype != weight.dtype):
+            copy = tf.Variable(tf.cast(weight.value, layer.compute_dtype), trainable=False,
+                               name=weight.name + "_" + layer.compute_dtype)
+            copies.append((weight, copy))
+    return copies
+
+
+@contextlib.contextmanager
+def _reading(copies: list[tuple[keras.Variable, tf.Variable]]):
+    """Within a traced function: layers read each weight's copy (read once, outside any loop) instead of the weight.
+
+    Keras' `StatelessScope` is the mechanism `keras.Model.stateless_call`
+    uses to run a model on substituted weight values. Its constructor
+    converts values to the weight's own dtype (float32), which would bring
+    the per-chunk cast back, so the half-precision values are put into its
+    mapping directly; a layer's autocast of a value already in its compute
+    dtype is then a no-op. Inside the scope a variable assignment would be
+    collected and dropped; a classifier's inference assigns nothing.
+    """
+    if not copies:  # a float32 model: nothing to substitute
+        yield
+        return
+    scope = keras.StatelessScope(initialize_variables=False)
+    with scope:
+        for weight, copy in copies:
+            scope.state_mapping[id(weight)] = copy.read_value()
+        yield
+
+
+def _outputs(model: keras.Model, features: dict, labels: tf.Tensor, copies=()) -> dict[str, tf.Tensor]:
+    with _reading(copies):
+        probabilities = probabilities_per_label(run_by_length(model, features))
     batch = tf.shape(probabilities)[0]
     return {
         "probabilities": probabilities,
@@ -134,19 +197,20 @@ def build_archive(model: keras.Model, preprocessor: TextPreprocessor, label_name
         preprocessor(*[tf.constant([""])] * (2 if preprocessor.pair else 1))
     archive.track(preprocessor.tokenizer)
     labels = tf.constant(list(label_names), tf.string)
+    copies = half_precision_copies(model)
     text_specs = [tf.TensorSpec([None], tf.string, name="text")]
     if preprocessor.pair:
         text_specs.append(tf.TensorSpec([None], tf.string, name="text_pair"))
 
         def serve_text(text, text_pair):
-            return _outputs(model, preprocessor(text, text_pair), labels)
+            return _outputs(model, preprocessor(text, text_pair), labels, copies)
     else:
         def serve_text(text):
-            return _outputs(model, preprocessor(text), labels)
+            return _outputs(model, preprocessor(text), labels, copies)
 
     def serve_token_ids(token_ids, segment_ids, padding_mask):
         features = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
-        return _outputs(model, features, labels)
+        return _outputs(model, features, labels, copies)
 
     archive.add_endpoint("serving_default", serve_text, input_signature=text_specs)
     archive.add_endpoint(
