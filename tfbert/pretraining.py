@@ -43,6 +43,7 @@ can learn Chinese characters on top of its pretrained layers.
 from __future__ import annotations
 
 import collections
+import functools
 import importlib.resources
 import json
 import logging
@@ -137,13 +138,6 @@ def default_corpus(max_chars: int) -> list[str]:
     return list(reviews.texts) + news
 
 
-def _selection_length(mask_rate: float, sequence_length: int) -> int:
-    # tf-text selects exactly ceil(rate * maskable tokens) per text, so
-    # (rate + 5%) * length slots never cut a selection short. The slot count
-    # also scales Keras' loss (see `pretrain`); the measured recipe used this.
-    return math.ceil((mask_rate + 0.05) * sequence_length)
-
-
 def masker_for(preprocessor: TextPreprocessor, mask_rate: float, whole_words: bool = False):
     """`(token_ids, word_continuations) -> masked batch`: BERT's masking, of single tokens or of whole words.
 
@@ -158,7 +152,10 @@ def masker_for(preprocessor: TextPreprocessor, mask_rate: float, whole_words: bo
         mask_token_rate=0.8,
         random_token_rate=0.1,
     )
-    selection_length = _selection_length(mask_rate, preprocessor.sequence_length)
+    # tf-text selects exactly ceil(rate * maskable tokens) per text, so
+    # (rate + 5%) * length slots never cut a selection short. The slot count
+    # also scales Keras' loss (see `pretrain`); the measured recipe used this.
+    selection_length = math.ceil((mask_rate + 0.05) * preprocessor.sequence_length)
     if whole_words:
         return WholeWordMaskGenerator(mask_rate=mask_rate, selection_length=selection_length, **settings)
     generator = keras_hub.layers.MaskedLMMaskGenerator(
@@ -180,9 +177,9 @@ class WholeWordMaskGenerator:
     single-token masker gives it (none, when every word is longer than its
     budget, as in a two-character text that is one word), and near the
     budget single tokens fill the remainder: words of the same length are
-    equally likely, long words in short texts less likely than short ones. Each selected token
-    then becomes [MASK] (80%), a random token (10%) or stays (10%), drawn per
-    token like the reference implementations. [CLS], [SEP] and padding are
+    equally likely, long words in short texts less likely than short ones.
+    Each selected token then becomes [MASK] (80%), a random token (10%) or
+    stays (10%), drawn per token like the reference implementations. [CLS], [SEP] and padding are
     never selected, and a continuation flag after an unselectable token
     starts a new word.
 
@@ -259,12 +256,17 @@ def _is_cjk(character: str) -> bool:
         (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)))
 
 
-def jieba_words(text: str) -> list[str]:
-    """jieba's segmentation of `text` (precise mode, its default dictionary, shipped in the package)."""
+@functools.cache
+def _jieba():
     import jieba  # imported here: only whole-word masking needs it, and its dictionary takes ~1 s to load
 
     jieba.setLogLevel(logging.WARNING)  # it logs "Building prefix dict ..." at DEBUG otherwise
-    return jieba.lcut(text)
+    return jieba
+
+
+def jieba_words(text: str) -> list[str]:
+    """jieba's segmentation of `text` (precise mode, its default dictionary, shipped in the package)."""
+    return _jieba().lcut(text)
 
 
 def word_continuations(preprocessor: TextPreprocessor, texts: list[str], segment=jieba_words) -> np.ndarray:
