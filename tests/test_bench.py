@@ -1,0 +1,31 @@
+"""The bench's FLOP count, which its MFU figure rests on (the bench itself is timed, so it is not run here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import keras_hub
+import pytest
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "bench.py")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("tfbert_bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_flops_per_real_token_golden(bench):
+    """6 x the weights multiplied per token + attention; not the embeddings, not the pooler the head skips."""
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=50, num_layers=2, num_heads=2, hidden_dim=8,
+                                             intermediate_dim=16, max_sequence_length=16)
+    # Per layer: q, k, v, output kernels 4 * (8*8 + 8), two LayerNorms 2 * (8 + 8),
+    # feed-forward (8*16 + 16) + (16*8 + 8).
+    per_layer = 4 * (64 + 8) + 2 * 16 + (128 + 16) + (128 + 8)
+    assert per_layer == 600
+    attention = 12 * 2 * 8 * 10.0  # 12 x layers x hidden x context length
+    assert bench.flops_per_real_token(backbone, 10.0) == 6 * 2 * per_layer + attention
