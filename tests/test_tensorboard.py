@@ -199,9 +199,10 @@ def test_figures_for_three_labels():
         assert len(fig.axes[0].get_legend_handles_labels()[1]) in (0, 3)  # one curve per label
 
 
-def test_config_hparams_are_flat_and_resolved():
-    hparams = {h.name: v for h, v in config_hparams(TrainConfig(run_name="x", max_train_samples=10)).items()}
-    assert hparams["learning_rate"] == 5e-4 and hparams["num_layers"] == 2 and hparams["max_train_samples"] == 10
+def test_config_hparams_are_flat_and_log_the_rate_trained_with():
+    config = TrainConfig(run_name="x", max_train_samples=10, scale_lr=True)
+    hparams = {h.name: v for h, v in config_hparams(config, 2 * config.resolved_learning_rate).items()}
+    assert hparams["learning_rate"] == 1e-3 and hparams["num_layers"] == 2 and hparams["max_train_samples"] == 10
     assert "model" not in hparams and "log_dir" not in hparams and "run_name" not in hparams
 
 

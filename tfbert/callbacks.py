@@ -249,10 +249,13 @@ class HParamsSummary(keras.callbacks.Callback):
         self._writer.close()
 
 
-def config_hparams(config: TrainConfig) -> dict[hp.HParam, bool | int | float | str | None]:
-    """The config's fields as flat HParams (`model.num_layers` -> `num_layers`), learning rate resolved.
+def config_hparams(config: TrainConfig, learning_rate: float) -> dict[hp.HParam, bool | int | float | str | None]:
+    """The config's fields as flat HParams (`model.num_layers` -> `num_layers`).
 
-    `NOT_HPARAMS` (paths, logging switches) are left out.
+    `NOT_HPARAMS` (output paths, logging switches) are left out. `learning_rate`
+    is the peak rate the optimizer got (the preset's or the default when the
+    flag was not given, times the replicas under `--scale-lr`), so runs compare
+    on what was trained, not on what was typed.
     """
     hints = {**typing.get_type_hints(ModelConfig), **typing.get_type_hints(TrainConfig)}
     values = {}
@@ -261,7 +264,7 @@ def config_hparams(config: TrainConfig) -> dict[hp.HParam, bool | int | float | 
             values.update(value)
         elif name not in NOT_HPARAMS:
             values[name] = value
-    values["learning_rate"] = config.resolved_learning_rate
+    values["learning_rate"] = learning_rate
     return {hp.HParam(name, _domain(hints[name])): value for name, value in values.items()}
 
 

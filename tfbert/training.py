@@ -116,7 +116,8 @@ def _log_examples(train: data_lib.Examples, validation: data_lib.Examples, names
 
 
 def _callbacks(config: TrainConfig, run_dir: str, preprocessor: TextPreprocessor, validation: data_lib.Examples,
-               val_ids: np.ndarray, names: list[str], num_train: int, chief: bool) -> list[keras.callbacks.Callback]:
+               val_ids: np.ndarray, names: list[str], num_train: int, chief: bool,
+               learning_rate: float) -> list[keras.callbacks.Callback]:
     # Ours come first: they add learning rate, throughput and validation AUC/precision/recall/F1
     # to the logs that the TensorBoard callback then writes (see tfbert/callbacks.py).
     summaries: list[keras.callbacks.Callback] = [
@@ -128,7 +129,7 @@ def _callbacks(config: TrainConfig, run_dir: str, preprocessor: TextPreprocessor
         texts = data_lib.joined_texts(validation.texts, validation.pairs)
         summaries += [
             callbacks_lib.ValidationSummaries(indexed, val_ids, texts, names, os.path.join(run_dir, "validation")),
-            callbacks_lib.HParamsSummary(run_dir, callbacks_lib.config_hparams(config)),
+            callbacks_lib.HParamsSummary(run_dir, callbacks_lib.config_hparams(config, learning_rate)),
         ]
     return [
         *summaries,
@@ -317,7 +318,8 @@ def train(config: TrainConfig) -> TrainResult:
         learning_rate = _compile(model, config, steps * config.epochs, len(names), replicas)
     logger.info("Model: %d parameters; %d steps per epoch; peak learning rate %g.", model.count_params(), steps, learning_rate)
     val_ids = _label_ids(validation, names)
-    callbacks = _callbacks(config, callback_dir, preprocessor, validation, val_ids, names, len(train_set), chief)
+    callbacks = _callbacks(config, callback_dir, preprocessor, validation, val_ids, names, len(train_set), chief,
+                           learning_rate)
     backup_dir = config.backup_dir or os.path.join(run_dir, "backup")
     if workers[1]:
         backup_dir = f"{backup_dir}-worker{workers[1]}"
