@@ -119,3 +119,47 @@ def test_pipelines_run_without_autotune(tiny_tokenizer):
     for ds in (finite, endless, endless.map(lambda x, y: (x, y)).prefetch(2)):
         assert ds.options().autotune.enabled is False
     assert tf.data.Dataset.range(3).options().autotune.enabled is not False  # the TF default this changes
+
+
+def _many_characters(count):
+    """Texts using `count` distinct CJK characters, character i appearing count - i times, plus Latin words."""
+    chars = [chr(0x4E00 + 7 * i) for i in range(count)]  # spread over the block: common and rare ones alike
+    stream = "".join(c * (count - i) for i, c in enumerate(chars))
+    texts = [stream[i:i + 40] + " thinkpad battery!" for i in range(0, len(stream), 40)]
+    return chars, texts
+
+
+def test_learned_vocabulary_keeps_every_character():
+    from tfbert.preprocessing import RESERVED_TOKENS, learn_vocabulary
+
+    # keras-hub's compute_word_piece_vocabulary keeps only the 1000 most frequent characters.
+    chars, texts = _many_characters(1200)
+    vocab = learn_vocabulary(texts, vocabulary_size=8000)
+    assert vocab[:len(RESERVED_TOKENS)] == RESERVED_TOKENS and len(set(vocab)) == len(vocab) <= 8000
+    assert set(chars) <= set(vocab)
+    # BERT splits every CJK character and punctuation mark off, so "##好" or "##!" could never be produced.
+    assert not [t for t in vocab if t.startswith("##") and len(t) == 3 and (0x4E00 <= ord(t[2]) <= 0x9FFF or t[2] == "!")]
+    assert "thinkpad" in vocab and "battery" in vocab  # frequent Latin words are still learned whole
+    assert _unknown_count(vocab, texts) == 0
+
+
+def _unknown_count(vocab, texts):
+    import keras_hub
+
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True)
+    ids = tokenizer(tf.constant(texts))
+    ids = np.concatenate([np.asarray(row) for row in (ids.to_list() if hasattr(ids, "to_list") else ids)])
+    return int((ids == tokenizer.token_to_id("[UNK]")).sum())
+
+
+def test_learned_vocabulary_drops_the_rarest_characters_at_its_bound():
+    from tfbert.preprocessing import RESERVED_TOKENS, learn_vocabulary
+
+    chars, texts = _many_characters(300)
+    vocab = learn_vocabulary(texts, vocabulary_size=120)
+    assert len(vocab) == 120 and vocab[:len(RESERVED_TOKENS)] == RESERVED_TOKENS
+    kept = [c for c in chars if c in vocab]
+    assert kept == chars[:len(kept)] and len(kept) >= 60  # the most frequent ones
+    # Sub-words went first: the Latin words are spelled letter by letter, never [UNK].
+    assert "thinkpad" not in vocab and "##a" in vocab
+    assert _unknown_count(vocab, [" thinkpad battery!"]) == 0

@@ -67,6 +67,7 @@ from tfbert.optimization import build_optimizer
 from tfbert.preprocessing import (
     TextPreprocessor,
     bert_normalize,
+    is_cjk,
     learn_vocabulary,
     make_dataset,
     make_training_dataset,
@@ -248,14 +249,6 @@ class WholeWordMaskGenerator:
         }
 
 
-def _is_cjk(character: str) -> bool:
-    """BERT's definition of a CJK character (the ranges its tokenizer splits off one by one)."""
-    code = ord(character)
-    return any(low <= code <= high for low, high in (
-        (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
-        (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)))
-
-
 @functools.cache
 def _jieba():
     import jieba  # imported here: only whole-word masking needs it, and its dictionary takes ~1 s to load
@@ -293,7 +286,7 @@ def word_continuations(preprocessor: TextPreprocessor, texts: list[str], segment
         features = preprocessor(tf.constant(chunk))
         ids, lengths = features["token_ids"].numpy(), features["padding_mask"].numpy().sum(axis=1)
         for row, (text, token_ids, n) in enumerate(zip(chunk, ids, lengths)):
-            words = {w for w in segment(text) if len(w) > 1 and all(map(_is_cjk, w))}
+            words = {w for w in segment(text) if len(w) > 1 and all(map(is_cjk, w))}
             longest = max(map(len, words), default=0)
             tokens = [vocab[i] for i in token_ids[:n]]
             flags = out[start + row]
@@ -304,7 +297,7 @@ def word_continuations(preprocessor: TextPreprocessor, texts: list[str], segment
                     i += 1
                     continue
                 end = i + 1
-                if len(tokens[i]) == 1 and _is_cjk(tokens[i]):
+                if len(tokens[i]) == 1 and is_cjk(tokens[i]):
                     end = next((j for j in range(min(n, i + longest), i + 1, -1) if "".join(tokens[i:j]) in words), end)
                 flags[i + 1:end] = 1
                 i = end
