@@ -82,6 +82,27 @@ def test_evaluate_prints_article_line_and_report(trained, review_csv, capsys, tm
     assert f"{metrics['accuracy']:.4f}" in first
 
 
+def test_evaluate_takes_other_column_names(trained, review_csv, tmp_path, capsys):
+    import csv
+
+    from tests.conftest import write_csv
+
+    with open(review_csv, encoding="utf-8") as f:
+        rows = [{"review": r["text"], "y": r["label"]} for r in csv.DictReader(f)]
+    renamed = write_csv(tmp_path / "renamed.csv", rows, fieldnames=("review", "y"))
+    # Without flags the training columns are looked for, and the error names the flag that fixes it.
+    assert evaluate.main(["--model", trained.export_path, "--data", renamed]) == 2
+    err = capsys.readouterr().err
+    assert "no text column 'text'; columns found: review, y. Pass --text-column NAME." in err
+    original, other = tmp_path / "a.json", tmp_path / "b.json"
+    assert evaluate.main(["--model", trained.export_path, "--data", review_csv, "--json", str(original)]) == 0
+    assert evaluate.main(["--model", trained.export_path, "--data", renamed, "--text-column", "review",
+                          "--label-column", "y", "--json", str(other)]) == 0
+    a, b = json.loads(original.read_text()), json.loads(other.read_text())
+    assert b["num_examples"] == 400 and a["confusion_matrix"] == b["confusion_matrix"]
+    assert b["loss"] == pytest.approx(a["loss"], abs=1e-6)
+
+
 def test_versions_count_up_and_never_overwrite(trained, tmp_path):
     base = str(tmp_path / "m")
     first = export_saved_model(trained.model, trained.preprocessor, trained.label_names, base, extra_files={"labels.txt": "a\nb\n"})

@@ -62,7 +62,9 @@ class ModelConfig:
         default=8000,
         metadata=_help("Upper bound on the WordPiece vocabulary learned from the training texts."),
     )
-    dropout: float = field(default=0.1, metadata=_help("Dropout inside the backbone and before the head."))
+    dropout: float = field(
+        default=0.1, metadata=_help("Dropout inside the backbone and before the head (with --preset: the head only).")
+    )
 
     def __post_init__(self) -> None:
         for name in ("num_layers", "hidden_dim", "num_heads", "intermediate_dim", "vocabulary_size"):
@@ -265,7 +267,14 @@ class EvaluateConfig:
     """Everything `evaluate.py` takes."""
 
     model: str = field(metadata=_help("Export: <export-dir>/<model-name> (newest version) or a version dir."))
-    data: str = field(metadata=_help("Labelled file (.csv, .tsv, .jsonl) with the training columns."))
+    data: str = field(metadata=_help("Labelled file (.csv, .tsv, .jsonl); labels as at training time."))
+    # Default None = the column names training used, which the export records in assets.extra/config.json, so a
+    # file shaped like the training data needs no flags and a differently named one needs no renaming.
+    text_column: str | None = field(default=None, metadata=_help("Column holding the text. Default: training's."))
+    label_column: str | None = field(default=None, metadata=_help("Column holding the label. Default: training's."))
+    text_pair_column: str | None = field(
+        default=None, metadata=_help("Second text column of a sentence-pair model. Default: training's.")
+    )
     json: str | None = field(default=None, metadata=_help("Also write the metrics to this JSON file."))
     predictions: str | None = field(
         default=None, metadata=_help("Also write one JSON line per example (text, label, predicted, probabilities).")

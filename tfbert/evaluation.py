@@ -16,7 +16,9 @@ logger = logging.getLogger(__name__)
 
 
 def evaluate(config: EvaluateConfig) -> dict:
-    """Metrics of the export at `config.model` on `config.data` (columns as at training time).
+    """Metrics of the export at `config.model` on `config.data`.
+
+    Columns are the ones named in `config`, else the ones training used (recorded in the export).
 
     Raises:
         ValueError: the file has a label the model was not trained on, or is unusable.
@@ -25,9 +27,9 @@ def evaluate(config: EvaluateConfig) -> dict:
     columns = model.config
     examples = data_lib.load_examples(
         config.data,
-        columns.get("text_column", "text"),
-        columns.get("label_column", "label"),
-        columns.get("text_pair_column"),
+        config.text_column or columns.get("text_column", "text"),
+        config.label_column or columns.get("label_column", "label"),
+        config.text_pair_column or columns.get("text_pair_column"),
     )
     data_lib.check_labels(examples, model.label_names, config.data)
     index = {name: i for i, name in enumerate(model.label_names)}

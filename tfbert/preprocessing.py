@@ -4,10 +4,11 @@ One `TextPreprocessor` owns the tokenizer and the packer. Training maps it
 over batches inside `tf.data`; the export calls the very same object inside
 the SavedModel graph, so the two can never drift apart.
 
-How one pair is packed (`max_seq_length=12`, `--text-pair-column` set)::
+How one pair is packed (`max_seq_length=12`, `--text-pair-column` set; ids of a
+learned vocabulary, whose first tokens are `RESERVED_TOKENS`)::
 
     tokens       [CLS] 很 好 看 [SEP] 推 荐 [SEP] [PAD] [PAD] [PAD] [PAD]
-    token_ids      2   51 48 93   3   77 60   3     0     0     0     0
+    token_ids      1   51 48 93   2   77 60   2     0     0     0     0
     segment_ids    0    0  0  0   0    1  1   1     0     0     0     0
     padding_mask   1    1  1  1   1    1  1   1     0     0     0     0
 
@@ -187,7 +188,7 @@ def check_preset(preset: str, flag: str = "--preset") -> None:
             f"Cannot download {flag} {preset!r}: {host} is not reachable from here. On a machine with network, run "
             f"`python -c \"import keras_hub as h; h.models.BertBackbone.from_preset('{preset}').save_to_preset('{preset}'); "
             f"h.models.BertTokenizer.from_preset('{preset}').save_to_preset('{preset}')\"`, copy the '{preset}' "
-            f"directory here and pass --preset ./{preset}."
+            f"directory here and pass {flag} ./{preset}."
         )
 
 
