@@ -80,8 +80,8 @@ SENTENCE_END = re.compile(r"(?<=[。！？!?；])")
 HELD_OUT_FRACTION = 0.02  # of the corpus, for the masked-LM validation curve
 MAX_HELD_OUT = 1000
 # Written into the preset; train.py --preset uses it unless --learning-rate is given.
-# Measured on the default corpus (README, Results): BERT's 2e-5 is for 110M-parameter models. 3e-4 beat 2e-4 on
-# the 16-epoch all-character preset in both seeds tried (validation loss and accuracy, by less than the noise each).
+# Measured on the default corpus (README, Results): BERT's 2e-5 is for 110M-parameter models. On the 16-epoch
+# all-character preset 3e-4 had a lower validation loss than 2e-4 in all three seeds (accuracy: within noise).
 FINE_TUNE_LEARNING_RATE = 3e-4
 
 
