@@ -33,6 +33,7 @@ def test_positional_texts():
         (["--max-seq-length", "2"], "--max-seq-length must be >= 3"),
         (["--hidden-dim", "30", "--num-heads", "4"], "--hidden-dim 30 is not divisible by --num-heads 4"),
         (["--strategy", "gpu"], "--strategy 'gpu' is not one of"),
+        (["--truncation", "tail"], "--truncation 'tail' is not one of head, head_tail"),
         (["--data", "/nonexistent/file.csv"], "Data file '/nonexistent/file.csv' does not exist"),
         (["--log-every", "0"], "--log-every must be >= 1"),
         (["--profile-batch", "5"], "--profile-batch must be START,STOP with 1 <= START <= STOP"),

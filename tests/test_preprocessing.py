@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 from hypothesis import given, settings, strategies as st
 
@@ -50,6 +51,62 @@ def test_pair_truncation_is_waterfall(tiny_tokenizer):
     out = features(pre, ["好"], ["这个手机很好"])
     assert out["token_ids"] == [[CLS, ID["好"], SEP, ID["这"], ID["个"], ID["手"], SEP]]
     assert out["segment_ids"] == [[0, 0, 0, 1, 1, 1, 1]]
+
+
+def test_head_tail_golden(tiny_tokenizer):
+    # 5 tokens of text: the first 3 and the last 2; texts that fit are unchanged.
+    pre = TextPreprocessor(tiny_tokenizer, sequence_length=7, truncation="head_tail")
+    out = features(pre, ["这个手机很好推荐", "这个手机很"])
+    assert out["token_ids"] == [
+        [CLS, ID["这"], ID["个"], ID["手"], ID["推"], ID["荐"], SEP],
+        [CLS, ID["这"], ID["个"], ID["手"], ID["机"], ID["很"], SEP],
+    ]
+    assert out["padding_mask"] == [[1] * 7] * 2
+
+
+def test_head_tail_pair_splits_the_budget_by_waterfall(tiny_tokenizer):
+    pre = TextPreprocessor(tiny_tokenizer, sequence_length=7, pair=True, truncation="head_tail")
+    out = features(pre, ["这个手机很好推荐", "好"], ["很好", "这个手机很好"])
+    assert out["token_ids"] == [
+        [CLS, ID["这"], ID["个"], ID["推"], ID["荐"], SEP, SEP],  # the first text takes all 4
+        [CLS, ID["好"], SEP, ID["这"], ID["个"], ID["好"], SEP],  # the pair gets 3: 2 + 1
+    ]
+    assert out["segment_ids"] == [[0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 1, 1, 1, 1]]
+
+
+def test_unknown_truncation_is_refused(tiny_tokenizer):
+    with pytest.raises(ValueError, match="--truncation 'middle' is not one of head, head_tail"):
+        TextPreprocessor(tiny_tokenizer, 8, truncation="middle")
+
+
+_HEAD_TAIL: dict[tuple[int, bool], TextPreprocessor] = {}
+
+
+def _kept(tokens: list[int], share: int) -> list[int]:
+    head = (share + 1) // 2
+    return tokens[:head] + tokens[len(tokens) - (share - head):]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.text(alphabet=CHARS, max_size=30), st.text(alphabet=CHARS, max_size=30)), min_size=1,
+                max_size=5), st.sampled_from((4, 5, 7, 16)), st.booleans())
+def test_head_tail_keeps_each_texts_first_and_last_tokens(tiny_tokenizer, rows, length, pair):
+    # Oracle in plain Python: every CJK char is one token; shares are waterfall; a cut text keeps head + tail.
+    key = (length, pair)
+    pre = _HEAD_TAIL.get(key) or _HEAD_TAIL.setdefault(key, TextPreprocessor(tiny_tokenizer, length, pair=pair,
+                                                                               truncation="head_tail"))
+    texts = [tuple(row[: 1 + pair]) for row in rows]
+    out = pre(*[tf.constant([t[i] for t in texts]) for i in range(1 + pair)])
+    for parts, ids, segments in zip(texts, out["token_ids"].numpy().tolist(), out["segment_ids"].numpy().tolist()):
+        remaining, expected, expected_segments = length - 1 - len(parts), [CLS], [0]
+        for segment, part in enumerate(parts):
+            share = min(len(part), remaining)
+            expected += _kept([ID[c] for c in part], share) + [SEP]
+            expected_segments += [segment] * (share + 1)
+            remaining -= share
+        pad = length - len(expected)
+        assert ids == expected + [PAD] * pad
+        assert segments == expected_segments + [0] * pad
 
 
 _PREPROCESSORS: dict[int, TextPreprocessor] = {}  # one per length: building one traces a graph

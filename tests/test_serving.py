@@ -188,3 +188,29 @@ def test_mixed_precision_export_casts_each_weight_once(tiny_tokenizer, tmp_path)
     np.testing.assert_array_equal(signatures["serve_token_ids"](**pre(texts))["probabilities"].numpy(), reference)
     for name in ("serving_default", "serve_token_ids"):
         assert _weight_casts_in_loops(signatures[name].graph.as_graph_def()) == 0, name
+
+
+def test_head_tail_truncation_is_exported(tiny_tokenizer, tmp_path):
+    # The export must cut overlong raw texts exactly as training did, with ops TF Serving links.
+    import keras
+
+    from tests.conftest import TINY_VOCAB
+    from tfbert.config import ModelConfig
+    from tfbert.model import build_backbone, build_classifier
+    from tfbert.preprocessing import TextPreprocessor
+
+    keras.utils.set_random_seed(1)
+    model = build_classifier(build_backbone(ModelConfig(num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32),
+                                            len(TINY_VOCAB), 8), 2)
+    head_tail = TextPreprocessor(tiny_tokenizer, 8, truncation="head_tail")
+    texts = tf.constant(["这个手机很好推荐，质量不错", "太差了", "快递很慢，但是手机很好"])
+    path = export_saved_model(model, head_tail, ["negative", "positive"], str(tmp_path / "sm"))
+    serving = tf.saved_model.load(path).signatures
+    from_text = serving["serving_default"](text=texts)["probabilities"].numpy()
+    np.testing.assert_allclose(from_text, serving["serve_token_ids"](**head_tail(texts))["probabilities"].numpy(),
+                               rtol=1e-6)
+    head_only = serving["serve_token_ids"](**TextPreprocessor(tiny_tokenizer, 8)(texts))["probabilities"].numpy()
+    assert not np.allclose(from_text[[0, 2]], head_only[[0, 2]])  # the long texts: a different cut, other outputs
+    np.testing.assert_allclose(from_text[1], head_only[1], rtol=1e-6)  # the short one: unchanged
+    out = subprocess.run([sys.executable, "-c", LIST_OPS, path], capture_output=True, text=True, check=True)
+    assert set(json.loads(out.stdout.strip().splitlines()[-1])) <= SERVING_TF_TEXT_OPS

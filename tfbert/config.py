@@ -21,6 +21,7 @@ DEFAULT_BATCH_SIZE = 32
 DEFAULT_EPOCHS = 3
 SPLIT_SEED = 42
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
+TRUNCATIONS = ("head", "head_tail")  # which tokens of an overlong text are kept; see tfbert/preprocessing.py
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -143,6 +144,13 @@ class TrainConfig(_Serializable):
     max_seq_length: int = field(
         default=DEFAULT_MAX_SEQ_LENGTH, metadata=_help("Tokens per text, [CLS] and [SEP] included.")
     )
+    truncation: str = field(
+        default="head",
+        metadata=_help(
+            f"Which tokens of a text longer than --max-seq-length are kept: {' or '.join(TRUNCATIONS)} "
+            "(its first half and last half, dropping the middle). Exported with the model."
+        ),
+    )
     lowercase: bool = field(
         default=True, metadata=_help("Lowercase when learning a vocabulary from scratch (presets decide their own).")
     )
@@ -223,6 +231,8 @@ class TrainConfig(_Serializable):
         _check_schedule(self.learning_rate, self.warmup_ratio, self.weight_decay)
         if self.strategy not in STRATEGIES:
             raise ValueError(f"--strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}.")
+        if self.truncation not in TRUNCATIONS:
+            raise ValueError(f"--truncation {self.truncation!r} is not one of {', '.join(TRUNCATIONS)}.")
         if self.strategy == "tpu" and not self.tpu:
             raise ValueError("--strategy tpu needs --tpu NAME_OR_ADDRESS (e.g. grpc://10.0.0.2:8470, or 'local').")
         if self.version is not None and self.version < 1:

@@ -17,6 +17,17 @@ first text first and the pair gets what is left, and `[CLS]`/`[SEP]` are
 always kept. Unlike the default round-robin trimmer it needs no custom
 `TFText>RoundRobinTrim` op, which TF Serving's model server up to 2.19 does
 not link (tensorflow/serving#2267).
+
+Which tokens of a text that is too long are kept (`--truncation`):
+`head` keeps its first ones (BERT's reference code); `head_tail` keeps the
+first half and the last half of its share, dropping the middle (Sun et al.
+2019, "How to Fine-Tune BERT for Text Classification": reviews often end on
+their verdict). With `max_seq_length=7` (5 tokens of text), 这个手机很好推荐
+is packed as `[CLS] 这 个 手 机 很 [SEP]` under `head` and as
+`[CLS] 这 个 手 推 荐 [SEP]` under `head_tail` (the odd token goes to the
+head). A pair first splits the budget by waterfall, then each text keeps
+the head and tail of its share. Texts that fit are never changed. The
+choice is traced into the export, so TF Serving cuts texts the way training did.
 """
 
 from __future__ import annotations
@@ -38,6 +49,8 @@ import tensorflow_text as tf_text
 # compute_word_piece_vocabulary calls (both private; keras-hub is pinned <0.33 in setup.cfg).
 from keras_hub.src.tokenizers.word_piece_tokenizer import pretokenize as _pretokenize
 from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as _wordpiece_learner
+
+from tfbert.config import TRUNCATIONS
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +174,28 @@ def _can_reach(host: str, timeout: float = 5.0) -> bool:
         return False
 
 
+def head_tail_trim(segments: Sequence[tf.RaggedTensor], budget: int) -> list[tf.RaggedTensor]:
+    """Cut `[batch, None]` token segments to a total of `budget` tokens per row, keeping each one's head and tail.
+
+    Row by row, the first segment gets up to `budget` tokens and each next one
+    what is left (waterfall, as the packer does); a segment over its share
+    keeps its first ceil(share / 2) and last floor(share / 2) tokens. Core ops
+    only, so the export stays servable by TF Serving.
+    """
+    trimmed = []
+    remaining = tf.constant(budget, tf.int64)
+    for segment in segments:
+        lengths = segment.row_lengths()
+        share = tf.minimum(lengths, remaining)
+        head = (share + 1) // 2
+        tail_start = lengths - (share - head)
+        positions = tf.ragged.range(lengths)
+        keep = (positions < tf.expand_dims(head, 1)) | (positions >= tf.expand_dims(tail_start, 1))
+        trimmed.append(tf.ragged.boolean_mask(segment, keep))
+        remaining = remaining - share
+    return trimmed
+
+
 def check_preset(preset: str, flag: str = "--preset") -> None:
     """Fail fast, with the fix, on a preset that is neither a local dir nor downloadable from here.
 
@@ -218,6 +253,7 @@ class TextPreprocessor:
         tokenizer: keras_hub.models.BertTokenizer. Its vocabulary and case setting are used as is.
         sequence_length: int. Packed length, `[CLS]` and `[SEP]` included.
         pair: bool. Whether inputs are `(text, text_pair)` tuples.
+        truncation: str. One of TRUNCATIONS: which tokens of an overlong text are kept (module docstring).
 
     Examples:
     ```python
@@ -226,7 +262,11 @@ class TextPreprocessor:
     ```
     """
 
-    def __init__(self, tokenizer: keras_hub.models.BertTokenizer, sequence_length: int, pair: bool = False):
+    def __init__(self, tokenizer: keras_hub.models.BertTokenizer, sequence_length: int, pair: bool = False,
+                 truncation: str = "head"):
+        if truncation not in TRUNCATIONS:
+            raise ValueError(f"--truncation {truncation!r} is not one of {', '.join(TRUNCATIONS)}.")
+        self.truncation = truncation
         self.lowercase = bool(tokenizer.lowercase)
         # Same vocabulary, lowercasing off: `bert_normalize` already did it the
         # reference way. A Keras layer owning the vocab table: the export tracks it.
@@ -255,6 +295,9 @@ class TextPreprocessor:
     def _pack(self, text, text_pair=None):
         texts = [text] if text_pair is None else [text, text_pair]
         segments = [self.tokenizer(bert_normalize(t, self.lowercase)) for t in texts]
+        if self.truncation == "head_tail":
+            # [CLS] + one [SEP] per text; what the packer would keep, so it then trims nothing.
+            segments = head_tail_trim(segments, self.sequence_length - 1 - len(segments))
         token_ids, segment_ids = self.packer(tuple(segments))
         # int32 everywhere: keras-hub's own preprocessor returns a bool mask,
         # which breaks cross-replica aggregation under MirroredStrategy (AddN

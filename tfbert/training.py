@@ -89,7 +89,7 @@ def build_preprocessor_and_backbone(config: TrainConfig, train_texts: list[str])
         vocab = learn_vocabulary(train_texts, config.model.vocabulary_size, config.lowercase)
         tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=config.lowercase)
         backbone = build_backbone(config.model, len(vocab), max_sequence_length=config.max_seq_length)
-    return TextPreprocessor(tokenizer, config.max_seq_length, pair=pair), backbone
+    return TextPreprocessor(tokenizer, config.max_seq_length, pair=pair, truncation=config.truncation), backbone
 
 
 def load_pretrained(preset: str, max_seq_length: int, flag: str = "--preset"):
