@@ -63,9 +63,13 @@ def test_signatures_as_saved_model_cli_shows_them(trained):
     }
 
 
+def _non_core_ops(path):
+    out = subprocess.run([sys.executable, "-c", LIST_OPS, path], capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 def test_only_ops_tf_serving_links(trained):
-    out = subprocess.run([sys.executable, "-c", LIST_OPS, trained.export_path], capture_output=True, text=True, check=True)
-    non_core = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    non_core = _non_core_ops(trained.export_path)
     assert non_core, "tokenization should be inside the graph"
     assert non_core <= SERVING_TF_TEXT_OPS, f"ops TF Serving may not link: {sorted(non_core - SERVING_TF_TEXT_OPS)}"
 
@@ -212,5 +216,4 @@ def test_head_tail_truncation_is_exported(tiny_tokenizer, tmp_path):
     head_only = serving["serve_token_ids"](**TextPreprocessor(tiny_tokenizer, 8)(texts))["probabilities"].numpy()
     assert not np.allclose(from_text[[0, 2]], head_only[[0, 2]])  # the long texts: a different cut, other outputs
     np.testing.assert_allclose(from_text[1], head_only[1], rtol=1e-6)  # the short one: unchanged
-    out = subprocess.run([sys.executable, "-c", LIST_OPS, path], capture_output=True, text=True, check=True)
-    assert set(json.loads(out.stdout.strip().splitlines()[-1])) <= SERVING_TF_TEXT_OPS
+    assert _non_core_ops(path) <= SERVING_TF_TEXT_OPS

@@ -103,6 +103,11 @@ def _check_schedule(learning_rate: float | None, warmup_ratio: float, weight_dec
         raise ValueError(f"--weight-decay must be >= 0, got {weight_decay}.")
 
 
+def check_truncation(truncation: str) -> None:
+    if truncation not in TRUNCATIONS:
+        raise ValueError(f"--truncation {truncation!r} is not one of {', '.join(TRUNCATIONS)}.")
+
+
 def _check_max_seq_length(max_seq_length: int) -> None:
     if max_seq_length < 3:
         raise ValueError(f"--max-seq-length must be >= 3 ([CLS] + one token + [SEP]), got {max_seq_length}.")
@@ -231,8 +236,7 @@ class TrainConfig(_Serializable):
         _check_schedule(self.learning_rate, self.warmup_ratio, self.weight_decay)
         if self.strategy not in STRATEGIES:
             raise ValueError(f"--strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}.")
-        if self.truncation not in TRUNCATIONS:
-            raise ValueError(f"--truncation {self.truncation!r} is not one of {', '.join(TRUNCATIONS)}.")
+        check_truncation(self.truncation)
         if self.strategy == "tpu" and not self.tpu:
             raise ValueError("--strategy tpu needs --tpu NAME_OR_ADDRESS (e.g. grpc://10.0.0.2:8470, or 'local').")
         if self.version is not None and self.version < 1:

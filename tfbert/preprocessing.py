@@ -50,7 +50,7 @@ import tensorflow_text as tf_text
 from keras_hub.src.tokenizers.word_piece_tokenizer import pretokenize as _pretokenize
 from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as _wordpiece_learner
 
-from tfbert.config import TRUNCATIONS
+from tfbert.config import check_truncation
 
 logger = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ class TextPreprocessor:
         tokenizer: keras_hub.models.BertTokenizer. Its vocabulary and case setting are used as is.
         sequence_length: int. Packed length, `[CLS]` and `[SEP]` included.
         pair: bool. Whether inputs are `(text, text_pair)` tuples.
-        truncation: str. One of TRUNCATIONS: which tokens of an overlong text are kept (module docstring).
+        truncation: str. One of tfbert.config.TRUNCATIONS: which tokens of an overlong text are kept (module docstring).
 
     Examples:
     ```python
@@ -264,8 +264,7 @@ class TextPreprocessor:
 
     def __init__(self, tokenizer: keras_hub.models.BertTokenizer, sequence_length: int, pair: bool = False,
                  truncation: str = "head"):
-        if truncation not in TRUNCATIONS:
-            raise ValueError(f"--truncation {truncation!r} is not one of {', '.join(TRUNCATIONS)}.")
+        check_truncation(truncation)
         self.truncation = truncation
         self.lowercase = bool(tokenizer.lowercase)
         # Same vocabulary, lowercasing off: `bert_normalize` already did it the
