@@ -34,6 +34,7 @@ def test_do_lower_case_is_honoured_and_required(tmp_path):
     broken.mkdir()
     for name in ("config.json", "vocab.txt"):
         shutil.copy(os.path.join(CHECKPOINT, name), broken / name)
+    os.symlink(os.path.join(CHECKPOINT, "model.safetensors"), broken / "model.safetensors")
     config = json.load(open(os.path.join(CHECKPOINT, "tokenizer_config.json")))
     del config["do_lower_case"]
     (broken / "tokenizer_config.json").write_text(json.dumps(config))

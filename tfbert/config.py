@@ -335,6 +335,21 @@ class PredictConfig:
         _check_positive(batch_size=self.batch_size)
 
 
+@dataclass(frozen=True)
+class ImportConfig:
+    """Everything `python -m tfbert.checkpoints` takes (a Hugging Face BERT dir -> a dir `--preset` reads)."""
+
+    checkpoint: str = field(
+        metadata=_help("Hugging Face BERT dir: config.json, model.safetensors or pytorch_model.bin, vocab.txt or "
+                       "tokenizer.json.", nargs=None)
+    )
+    output_dir: str = field(metadata=_help("Where to write it, e.g. saved_models/presets/NAME."))
+    lowercase: bool | None = field(
+        default=None, metadata=_help("Tokenizer case setting. Default: the checkpoint's (refused if it has none).")
+    )
+    debug: bool = field(default=False, metadata=_help("Show full tracebacks."))
+
+
 PRETRAIN_STRATEGIES = ("auto", "default", "mirrored")
 
 

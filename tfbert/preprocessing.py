@@ -234,6 +234,13 @@ def load_tokenizer(preset: str) -> keras_hub.models.BertTokenizer:
     guessing the case of a vocabulary silently maps every capital to [UNK].
     """
     if os.path.isdir(preset) and _is_hf_checkpoint(preset):
+        missing = [name for name in ("model.safetensors", "vocab.txt") if not os.path.isfile(os.path.join(preset, name))]
+        if missing:
+            raise FileNotFoundError(
+                f"Hugging Face checkpoint {preset!r} has no {' or '.join(missing)}, which keras-hub reads. If it has "
+                f"pytorch_model.bin or tokenizer.json instead, convert it once (no PyTorch needed): "
+                f"`python -m tfbert.checkpoints {preset} --output-dir saved_models/presets/NAME`, then pass that dir."
+            )
         config_path = os.path.join(preset, "tokenizer_config.json")
         if not os.path.isfile(config_path):
             raise FileNotFoundError(f"{preset!r} has no tokenizer_config.json; add one with \"do_lower_case\".")

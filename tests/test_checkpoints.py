@@ -1,0 +1,148 @@
+"""Importing Hugging Face BERT checkpoints without PyTorch (tfbert/checkpoints.py).
+
+The fixture tests/data/tiny_hf_bert is a random 2-layer BERT saved by
+transformers as pytorch_model.bin with its vocabulary only in tokenizer.json,
+plus Hugging Face's own outputs on two inputs (tests/data/make_tiny_hf_bert.py
+regenerates it).
+"""
+
+import io
+import json
+import os
+import pickle
+import shutil
+import zipfile
+
+import keras_hub
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tfbert import checkpoints
+from tfbert.preprocessing import load_tokenizer
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "data", "tiny_hf_bert")
+
+
+@pytest.fixture()
+def fixture_copy(tmp_path):
+    path = tmp_path / "ckpt"
+    shutil.copytree(FIXTURE, path)
+    return path
+
+
+def test_imported_checkpoint_matches_hugging_face_outputs(tmp_path):
+    out = checkpoints.import_checkpoint(FIXTURE, str(tmp_path / "preset"))
+    assert sorted(os.listdir(out)) == ["config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]
+    expected = json.load(open(os.path.join(FIXTURE, "expected.json")))
+    backbone = keras_hub.models.BertBackbone.from_preset(out)
+    got = backbone({k: np.array(expected[k]) for k in ("token_ids", "segment_ids", "padding_mask")})
+    # Hugging Face's BERT uses the erf GELU, keras-hub's the tanh one: equal to ~1e-6 here.
+    np.testing.assert_allclose(got["sequence_output"], np.array(expected["sequence_output"]), atol=1e-4)
+    # The vocabulary came out of tokenizer.json and the case setting out of its BertNormalizer (lowercase).
+    tokenizer = load_tokenizer(out)
+    assert tokenizer.lowercase is True
+    assert tokenizer.vocabulary[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    # "A" reads as "a" (lowercased); "abc" is no word of this vocabulary and "##b" no piece of it.
+    ids = np.asarray(tokenizer(["很好A abc"])[0]).tolist()
+    assert ids == [tokenizer.token_to_id(t) for t in ("很", "好", "a", "[UNK]")]
+
+
+def test_state_dict_reader_refuses_code(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    path = tmp_path / "pytorch_model.bin"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({"w": Payload()}, protocol=2))
+    with pytest.raises(pickle.UnpicklingError, match="not part of a plain state dict"):
+        checkpoints.read_pytorch_state_dict(str(path))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_state_dict_reader_refuses_legacy_and_non_tensor_files(tmp_path):
+    legacy = tmp_path / "old.bin"
+    legacy.write_bytes(pickle.dumps({"w": 1}))
+    with pytest.raises(ValueError, match="not a zip-format PyTorch file"):
+        checkpoints.read_pytorch_state_dict(str(legacy))
+    plain = tmp_path / "plain.bin"
+    with zipfile.ZipFile(plain, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({"w": 1}, protocol=2))
+    with pytest.raises(ValueError, match="flat state dict of tensors"):
+        checkpoints.read_pytorch_state_dict(str(plain))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    array=hnp.arrays(
+        np.float32, hnp.array_shapes(min_dims=1, max_dims=4, max_side=5), elements=st.floats(-9, 9, width=32)
+    ),
+    data=st.data(),
+)
+def test_rebuild_tensor_reads_any_strided_view(array, data):
+    """PyTorch stores views (a transposed weight, a slice of a shared storage) as storage + offset + strides."""
+    offset = data.draw(st.integers(0, 3))
+    storage = np.concatenate([np.full(offset, np.nan, np.float32), array.ravel()])
+    order = data.draw(st.permutations(range(array.ndim)))
+    view = array.transpose(order)
+    strides = tuple(s // array.itemsize for s in view.strides)
+    rebuilt = checkpoints._rebuild_tensor(storage, offset, view.shape, strides)
+    np.testing.assert_array_equal(rebuilt, view)
+    assert rebuilt.flags.c_contiguous
+
+
+def test_case_setting_is_required_and_a_capital_free_cased_vocabulary_warns(fixture_copy, tmp_path, caplog):
+    tokenizer_json = fixture_copy / "tokenizer.json"
+    spec = json.loads(tokenizer_json.read_text())
+    del spec["normalizer"]
+    tokenizer_json.write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="pass --lowercase for an uncased"):
+        checkpoints.import_checkpoint(str(fixture_copy), str(tmp_path / "a"))
+    checkpoints.import_checkpoint(str(fixture_copy), str(tmp_path / "b"), lowercase=False)
+    assert "has no capital letters" in caplog.text
+    assert json.loads((tmp_path / "b" / "tokenizer_config.json").read_text())["do_lower_case"] is False
+
+
+def test_bad_checkpoints_fail_with_the_fix(fixture_copy, tmp_path):
+    config_path = fixture_copy / "config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "vocab_size": 36}))
+    with pytest.raises(ValueError, match="has 35 tokens but config.json says vocab_size 36"):
+        checkpoints.import_checkpoint(str(fixture_copy), str(tmp_path / "a"))
+    config_path.write_text(json.dumps({**config, "model_type": "roberta"}))
+    with pytest.raises(ValueError, match="model_type 'roberta'; only 'bert'"):
+        checkpoints.import_checkpoint(str(fixture_copy), str(tmp_path / "a"))
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="is the checkpoint itself"):
+        checkpoints.import_checkpoint(str(fixture_copy), str(fixture_copy))
+    (fixture_copy / "pytorch_model.bin").unlink()
+    with pytest.raises(FileNotFoundError, match="none of model.safetensors, pytorch_model.bin"):
+        checkpoints.import_checkpoint(str(fixture_copy), str(tmp_path / "a"))
+
+
+def test_train_on_an_unconverted_checkpoint_names_the_conversion(capsys, tmp_path):
+    import train
+
+    argv = ["--preset", FIXTURE, "--export-dir", str(tmp_path / "sm"), "--log-dir", str(tmp_path / "logs")]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "has no model.safetensors or vocab.txt" in err and f"python -m tfbert.checkpoints {FIXTURE}" in err
+
+
+def test_cli_reports_a_missing_checkpoint_in_one_line(tmp_path, capsys):
+    assert checkpoints.main([str(tmp_path / "nope"), "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "has no config.json" in err and "\n" not in err
+
+
+def test_an_imported_safetensors_checkpoint_round_trips(tmp_path):
+    first = checkpoints.import_checkpoint(FIXTURE, str(tmp_path / "first"), lowercase=True)
+    second = checkpoints.import_checkpoint(first, str(tmp_path / "second"))
+    for name in ("model.safetensors", "vocab.txt", "config.json"):
+        assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes()
+    assert io.open(os.path.join(second, "tokenizer_config.json")).read() == io.open(
+        os.path.join(first, "tokenizer_config.json")
+    ).read()
