@@ -132,6 +132,18 @@ def test_train_on_an_unconverted_checkpoint_names_the_conversion(capsys, tmp_pat
     assert "has no model.safetensors or vocab.txt" in err and f"python -m tfbert.checkpoints {FIXTURE}" in err
 
 
+def test_a_sharded_safetensors_checkpoint_is_not_refused(tmp_path):
+    out = tmp_path / "preset"
+    checkpoints.import_checkpoint(FIXTURE, str(out))
+    (out / "model.safetensors").rename(out / "model-00001-of-00001.safetensors")
+    with pytest.raises(FileNotFoundError, match="has no model.safetensors, which keras-hub reads"):
+        load_tokenizer(str(out))
+    (out / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"embeddings.word_embeddings.weight": "model-00001-of-00001.safetensors"}})
+    )
+    assert load_tokenizer(str(out)).vocabulary_size() == 35
+
+
 def test_cli_reports_a_missing_checkpoint_in_one_line(tmp_path, capsys):
     assert checkpoints.main([str(tmp_path / "nope"), "--output-dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()

@@ -234,7 +234,10 @@ def load_tokenizer(preset: str) -> keras_hub.models.BertTokenizer:
     guessing the case of a vocabulary silently maps every capital to [UNK].
     """
     if os.path.isdir(preset) and _is_hf_checkpoint(preset):
-        missing = [name for name in ("model.safetensors", "vocab.txt") if not os.path.isfile(os.path.join(preset, name))]
+        # keras-hub reads model.safetensors (or a sharded one's index) and vocab.txt, nothing older.
+        present = set(os.listdir(preset))
+        missing = [] if present & {"model.safetensors", "model.safetensors.index.json"} else ["model.safetensors"]
+        missing += [] if "vocab.txt" in present else ["vocab.txt"]
         if missing:
             raise FileNotFoundError(
                 f"Hugging Face checkpoint {preset!r} has no {' or '.join(missing)}, which keras-hub reads. If it has "
