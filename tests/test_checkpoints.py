@@ -58,9 +58,19 @@ def test_state_dict_reader_refuses_code(tmp_path):
     path = tmp_path / "pytorch_model.bin"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("archive/data.pkl", pickle.dumps({"w": Payload()}, protocol=2))
-    with pytest.raises(pickle.UnpicklingError, match="not part of a plain state dict"):
+    with pytest.raises(ValueError, match="names posix.system, which is not part of a plain state dict"):
         checkpoints.read_pytorch_state_dict(str(path))
     assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    "offset, size, stride",
+    [(0, (3, 5), (5, 1)), (8, (2, 2), (2, 1)), (0, (2, 6), (1, 2)), (-1, (2,), (1,)), (0, (2, 2), (-1, 1))],
+)
+def test_a_tensor_that_overruns_its_storage_is_refused(offset, size, stride):
+    # as_strided would read past the 10-element buffer (other memory) instead of failing.
+    with pytest.raises(ValueError, match="does not fit its storage of 10 elements"):
+        checkpoints._rebuild_tensor(np.arange(10, dtype=np.float32), offset, size, stride)
 
 
 def test_state_dict_reader_refuses_legacy_and_non_tensor_files(tmp_path):

@@ -54,6 +54,13 @@ def _storage_dtypes() -> dict[str, Any]:
 
 def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_: Any) -> np.ndarray:
     """numpy stand-in for torch._utils._rebuild_tensor_v2 (the trailing args are autograd state)."""
+    # as_strided does no bounds checks: a file whose sizes or strides overrun its storage would read other memory.
+    malformed = len(size) != len(stride) or offset < 0 or min((*size, *stride), default=0) < 0
+    if malformed or 0 not in size and offset + sum((n - 1) * s for n, s in zip(size, stride)) >= len(storage):
+        raise ValueError(
+            f"A tensor of shape {tuple(size)}, strides {tuple(stride)} at offset {offset} does not fit its storage of "
+            f"{len(storage)} elements: the checkpoint is damaged."
+        )
     if not size:
         return storage[offset].copy()
     itemsize = storage.dtype.itemsize
@@ -102,7 +109,7 @@ def read_pytorch_state_dict(path: str) -> dict[str, np.ndarray]:
     """The tensors of a PyTorch zip-format `.bin`/`.pt` state dict, as numpy arrays, without PyTorch.
 
     Raises:
-        ValueError: `path` is not a zip-format state dict of tensors.
+        ValueError: `path` is not a zip-format state dict of tensors, names anything else, or is damaged.
     """
     if not zipfile.is_zipfile(path):
         raise ValueError(
@@ -118,7 +125,10 @@ def read_pytorch_state_dict(path: str) -> dict[str, np.ndarray]:
         if byteorder in archive.namelist() and archive.read(byteorder).strip() != b"little":
             raise ValueError(f"{path!r} was saved big-endian; re-save it on a little-endian machine.")
         with archive.open(pickles[0]) as file:
-            state = _StateDictUnpickler(file, archive, prefix).load()
+            try:
+                state = _StateDictUnpickler(file, archive, prefix).load()
+            except pickle.UnpicklingError as error:  # a user error, reported as one (tfbert.cli.USER_ERRORS)
+                raise ValueError(str(error)) from error
     if not isinstance(state, Mapping) or not all(isinstance(v, np.ndarray) for v in state.values()):
         raise ValueError(f"{path!r} does not hold a flat state dict of tensors.")
     return dict(state)
