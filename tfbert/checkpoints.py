@@ -134,18 +134,25 @@ def read_pytorch_state_dict(path: str) -> dict[str, np.ndarray]:
     return dict(state)
 
 
-def _vocabulary(checkpoint: str) -> list[str]:
+def _read_json(checkpoint: str, name: str) -> dict | None:
+    path = os.path.join(checkpoint, name)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _vocabulary(checkpoint: str, tokenizer_spec: dict | None) -> list[str]:
     vocab_txt = os.path.join(checkpoint, "vocab.txt")
     if os.path.isfile(vocab_txt):
         with open(vocab_txt, encoding="utf-8") as f:
             return f.read().splitlines()
-    tokenizer_json = os.path.join(checkpoint, "tokenizer.json")
-    if not os.path.isfile(tokenizer_json):
+    if tokenizer_spec is None:
         raise FileNotFoundError(
             f"{checkpoint!r} has neither vocab.txt nor tokenizer.json; a BERT vocabulary is needed."
         )
-    with open(tokenizer_json, encoding="utf-8") as f:
-        model = json.load(f)["model"]
+    tokenizer_json = os.path.join(checkpoint, "tokenizer.json")
+    model = tokenizer_spec["model"]
     if model.get("type") != "WordPiece":
         raise ValueError(f"{tokenizer_json} is a {model.get('type')} tokenizer; BERT needs WordPiece.")
     by_id = sorted(model["vocab"].items(), key=lambda item: item[1])
@@ -154,19 +161,13 @@ def _vocabulary(checkpoint: str) -> list[str]:
     return [token for token, _ in by_id]
 
 
-def _checkpoint_lowercase(checkpoint: str) -> bool | None:
-    path = os.path.join(checkpoint, "tokenizer_config.json")
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f).get("do_lower_case")
-        if value is not None:
-            return bool(value)
-    path = os.path.join(checkpoint, "tokenizer.json")
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            normalizer = json.load(f).get("normalizer") or {}
-        if normalizer.get("type") == "BertNormalizer" and "lowercase" in normalizer:
-            return bool(normalizer["lowercase"])
+def _checkpoint_lowercase(checkpoint: str, tokenizer_spec: dict | None) -> bool | None:
+    value = (_read_json(checkpoint, "tokenizer_config.json") or {}).get("do_lower_case")
+    if value is not None:
+        return bool(value)
+    normalizer = (tokenizer_spec or {}).get("normalizer") or {}
+    if normalizer.get("type") == "BertNormalizer" and "lowercase" in normalizer:
+        return bool(normalizer["lowercase"])
     return None
 
 
@@ -191,24 +192,24 @@ def import_checkpoint(checkpoint: str, output_dir: str, lowercase: bool | None =
     from safetensors.numpy import save_file
 
     config_path = os.path.join(checkpoint, "config.json")
-    if not os.path.isfile(config_path):
+    config = _read_json(checkpoint, "config.json")
+    if config is None:
         raise FileNotFoundError(f"{checkpoint!r} has no config.json; pass a Hugging Face BERT checkpoint directory.")
-    with open(config_path, encoding="utf-8") as f:
-        config = json.load(f)
     if config.get("model_type") != "bert":
         raise ValueError(f"{config_path} says model_type {config.get('model_type')!r}; only 'bert' is supported.")
     present = [os.path.join(checkpoint, n) for n in WEIGHT_FILES if os.path.isfile(os.path.join(checkpoint, n))]
     if not present:
         raise FileNotFoundError(f"{checkpoint!r} has none of {', '.join(WEIGHT_FILES)}.")
     weights = present[0]  # model.safetensors first: it is copied as is
-    vocabulary = _vocabulary(checkpoint)
+    tokenizer_spec = _read_json(checkpoint, "tokenizer.json")  # read once: vocabulary and case setting
+    vocabulary = _vocabulary(checkpoint, tokenizer_spec)
     if len(vocabulary) != config.get("vocab_size"):
         raise ValueError(
             f"The vocabulary of {checkpoint!r} has {len(vocabulary)} tokens but config.json says vocab_size "
             f"{config.get('vocab_size')}; they must match the embedding rows."
         )
     if lowercase is None:
-        lowercase = _checkpoint_lowercase(checkpoint)
+        lowercase = _checkpoint_lowercase(checkpoint, tokenizer_spec)
         if lowercase is None:
             raise ValueError(
                 f"{checkpoint!r} does not say whether its vocabulary is cased; pass --lowercase for an uncased "
