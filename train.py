@@ -20,7 +20,13 @@ def _run(config: TrainConfig) -> int:
 
     result = train(config)
     metrics = result.metrics
-    print(f"Validation Loss: {metrics['loss']:.4f}, Validation Accuracy: {metrics['accuracy']:.4f}")
+    if "bert" in metrics:  # --ensemble-baseline: the top-level metrics are the exported ensemble's
+        bert = metrics["bert"]
+        print(f"BERT alone: Validation Loss: {bert['loss']:.4f}, Validation Accuracy: {bert['accuracy']:.4f}")
+        print(f"Ensemble (BERT + baseline, equal weights, as exported): Validation Loss: {metrics['loss']:.4f}, "
+              f"Validation Accuracy: {metrics['accuracy']:.4f}")
+    else:
+        print(f"Validation Loss: {metrics['loss']:.4f}, Validation Accuracy: {metrics['accuracy']:.4f}")
     if "baseline" in metrics:
         base = metrics["baseline"]
         print(f"Baseline (TF-IDF + LogisticRegression): Validation Loss: {base['loss']:.4f}, "

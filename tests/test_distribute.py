@@ -193,3 +193,32 @@ def test_sigkill_then_same_command_resumes(tmp_path):
     assert summary["epochs_run"][0] >= 2  # did not start from scratch
     assert summary["optimizer_steps"] == 6 * summary["steps_per_epoch"]  # as many steps as an uninterrupted run
     assert not os.path.exists(os.path.dirname(metadata))  # backup removed once training finished
+
+
+def test_cpu_flags_reads_the_x86_flags_line(tmp_path):
+    from tfbert.distribute import cpu_flags
+
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nmodel name\t: Xeon\nflags\t\t: fpu avx512f avx512_bf16\n\nprocessor\t: 1\n")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")
+    assert cpu_flags(str(x86)) == {"fpu", "avx512f", "avx512_bf16"}
+    assert cpu_flags(str(arm)) is None and cpu_flags(str(tmp_path / "missing")) is None
+
+
+@pytest.mark.parametrize("flags, warns", [({"avx512f", "avx512_vnni"}, True), ({"avx512f", "avx512_bf16"}, False),
+                                          ({"amx_bf16"}, False), (None, False)])
+def test_mixed_precision_warns_on_a_cpu_that_emulates_bf16(monkeypatch, caplog, flags, warns):
+    import keras
+
+    from tfbert import distribute
+
+    monkeypatch.setattr(distribute, "cpu_flags", lambda: flags)
+    try:
+        assert distribute.set_precision(True) == "mixed_bfloat16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert ("no native bfloat16" in caplog.text) == warns
+    caplog.clear()
+    distribute.set_precision(False)
+    assert "no native bfloat16" not in caplog.text

@@ -48,6 +48,8 @@ TRAIN_CASES = {
     "missing preset dir": (lambda t: ["--data", write_csv(t / "tr.csv", synthetic_rows(20)), "--preset", "./no/such/dir"],
                            "--preset directory './no/such/dir' does not exist"),
     "bad flag value": (lambda t: ["--epochs", "0"], "--epochs must be >= 1, got 0"),
+    "ensemble without baseline": (lambda t: ["--ensemble-baseline", "--no-baseline"],
+                                  "--ensemble-baseline exports the baseline beside BERT, so it cannot go with --no-baseline"),
 }
 
 

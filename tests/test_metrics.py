@@ -45,5 +45,5 @@ def test_baseline_learns_the_synthetic_task():
     rows = synthetic_rows(400)
     ids = np.array([int(r["label"] == "positive") for r in rows])
     texts = [r["text"] for r in rows]
-    m = tfidf_baseline(texts[:300], ids[:300], texts[300:], ids[300:], ["negative", "positive"])
+    m, _, _ = tfidf_baseline(texts[:300], ids[:300], texts[300:], ids[300:], ["negative", "positive"])
     assert m["accuracy"] > 0.9 and "report" not in m and m["num_examples"] == 100

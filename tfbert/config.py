@@ -226,6 +226,14 @@ class TrainConfig(_Serializable):
     baseline: bool = field(
         default=True, metadata=_help("Also fit TF-IDF + LogisticRegression on the same split and report it beside BERT.")
     )
+    ensemble_baseline: bool = field(
+        default=False,
+        metadata=_help(
+            "Export BERT together with the TF-IDF baseline: serving_default returns the mean of their probabilities "
+            "(equal weights, fixed in advance, not tuned), and the reported metrics are the ensemble's, with BERT's "
+            "and the baseline's beside them. Such an export takes raw text only (no serve_token_ids signature)."
+        ),
+    )
     debug: bool = field(default=False, metadata=_help("Show full tracebacks."))
 
     def __post_init__(self) -> None:
@@ -244,6 +252,10 @@ class TrainConfig(_Serializable):
         if self.log_every < 1:
             raise ValueError(f"--log-every must be >= 1 (steps between step scalars), got {self.log_every}.")
         parse_profile_batch(self.profile_batch)  # fails here, before TensorFlow starts
+        if self.ensemble_baseline and not self.baseline:
+            raise ValueError(
+                "--ensemble-baseline exports the baseline beside BERT, so it cannot go with --no-baseline; drop one."
+            )
 
     @property
     def profile_steps(self) -> tuple[int, int] | None:

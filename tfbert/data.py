@@ -172,9 +172,12 @@ def load_default_corpus() -> Examples:
     return Examples(texts=texts, labels=labels)
 
 
+PAIR_SEPARATOR = " [SEP] "
+
+
 def joined_texts(texts: Sequence[str], pairs: Sequence[str] | None) -> list[str]:
     """Texts as one string each: `text [SEP] text_pair` for pair tasks (for the baseline and readable logs)."""
-    return list(texts) if pairs is None else [f"{a} [SEP] {b}" for a, b in zip(texts, pairs)]
+    return list(texts) if pairs is None else [a + PAIR_SEPARATOR + b for a, b in zip(texts, pairs)]
 
 
 def deduplicate(examples: Examples, name: str = "training data") -> Examples:

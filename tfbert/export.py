@@ -6,6 +6,8 @@ Signatures (see README "Serving"):
   return [P(label 0), P(label 1)] per row) and `label` (tf.string, [batch]).
 - `serve_token_ids`: `token_ids`, `segment_ids`, `padding_mask` (int32,
   [batch, seq]) -> the same outputs, for clients that tokenize themselves.
+  Not in an `--ensemble-baseline` export, whose serving_default adds
+  `bert_probabilities` and `baseline_probabilities` (see `build_archive`).
 
 Tokenization happens inside the graph with tensorflow-text ops, so the
 export answers raw strings with only `tensorflow` + `tensorflow_text`.
@@ -28,6 +30,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from tfbert.baseline import GraphBaseline
 from tfbert.model import probabilities_per_label
 from tfbert.preprocessing import FEATURES, TextPreprocessor
 from tfbert.serving import ASSETS_EXTRA, predict_request
@@ -175,11 +178,17 @@ def _reading(copies: list[tuple[keras.Variable, tf.Variable]]):
         yield
 
 
-def _outputs(model: keras.Model, features: dict, labels: tf.Tensor, copies=()) -> dict[str, tf.Tensor]:
+def _outputs(model: keras.Model, features: dict, labels: tf.Tensor, copies=(),
+             baseline_probabilities: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
     with _reading(copies):
         probabilities = probabilities_per_label(run_by_length(model, features))
+    parts = {}
+    if baseline_probabilities is not None:  # --ensemble-baseline: equal-weight mean, both parts reported
+        parts = {"bert_probabilities": probabilities, "baseline_probabilities": baseline_probabilities}
+        probabilities = (probabilities + baseline_probabilities) / 2.0
     batch = tf.shape(probabilities)[0]
     return {
+        **parts,
         "probabilities": probabilities,
         "label": tf.gather(labels, tf.argmax(probabilities, axis=-1)),
         # The names of the probability columns, repeated per row: TF Serving's
@@ -189,34 +198,50 @@ def _outputs(model: keras.Model, features: dict, labels: tf.Tensor, copies=()) -
     }
 
 
-def build_archive(model: keras.Model, preprocessor: TextPreprocessor, label_names: Sequence[str]) -> keras.export.ExportArchive:
-    """An ExportArchive with the raw-text and token-id signatures."""
+def build_archive(model: keras.Model, preprocessor: TextPreprocessor, label_names: Sequence[str],
+                  baseline: GraphBaseline | None = None) -> keras.export.ExportArchive:
+    """An ExportArchive with the raw-text and token-id signatures.
+
+    With `baseline` (train.py --ensemble-baseline), serving_default also
+    returns `bert_probabilities` and `baseline_probabilities`, and
+    `probabilities` is their mean. There is no serve_token_ids signature
+    then: the baseline reads the text itself, which token ids do not carry,
+    and a signature that silently answered with BERT alone would disagree
+    with serving_default.
+    """
     archive = keras.export.ExportArchive()
     archive.track(model)
     if not preprocessor.tokenizer.built:  # ExportArchive only tracks built layers; one call builds it
         preprocessor(*[tf.constant([""])] * (2 if preprocessor.pair else 1))
     archive.track(preprocessor.tokenizer)
+    if baseline is not None:
+        archive.track(baseline)  # its vocabulary hash table is a resource ExportArchive does not find by itself
     labels = tf.constant(list(label_names), tf.string)
     copies = half_precision_copies(model)
     text_specs = [tf.TensorSpec([None], tf.string, name="text")]
+
+    def serve(*texts):
+        return _outputs(model, preprocessor(*texts), labels, copies, None if baseline is None else baseline(*texts))
+
     if preprocessor.pair:
         text_specs.append(tf.TensorSpec([None], tf.string, name="text_pair"))
 
         def serve_text(text, text_pair):
-            return _outputs(model, preprocessor(text, text_pair), labels, copies)
+            return serve(text, text_pair)
     else:
         def serve_text(text):
-            return _outputs(model, preprocessor(text), labels, copies)
+            return serve(text)
 
     def serve_token_ids(token_ids, segment_ids, padding_mask):
         features = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
         return _outputs(model, features, labels, copies)
 
     archive.add_endpoint("serving_default", serve_text, input_signature=text_specs)
-    archive.add_endpoint(
-        "serve_token_ids", serve_token_ids,
-        input_signature=[tf.TensorSpec([None, None], tf.int32, name=name) for name in FEATURES],
-    )
+    if baseline is None:
+        archive.add_endpoint(
+            "serve_token_ids", serve_token_ids,
+            input_signature=[tf.TensorSpec([None, None], tf.int32, name=name) for name in FEATURES],
+        )
     return archive
 
 
@@ -228,12 +253,14 @@ def export_saved_model(
     version: int | None = None,
     extra_files: dict[str, str] | None = None,
     warmup_texts: Sequence[str] | Sequence[tuple[str, str]] = (),
+    baseline: GraphBaseline | None = None,
 ) -> str:
     """Write `<base_dir>/<version>/` atomically and return its path.
 
     Args:
         extra_files: name -> text content, written to `assets.extra/` (labels, config, metrics, vocab).
         warmup_texts: texts (or (text, text_pair) tuples) for `assets.extra/tf_serving_warmup_requests`.
+        baseline: the TF-IDF baseline to average with BERT (see `build_archive`).
 
     Raises:
         ValueError: `version` already exists (exports never overwrite).
@@ -248,7 +275,7 @@ def export_saved_model(
         )
     tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base_dir)
     try:
-        archive = build_archive(model, preprocessor, label_names)
+        archive = build_archive(model, preprocessor, label_names, baseline)
         archive.write_out(tmp, verbose=False)
         extra = os.path.join(tmp, ASSETS_EXTRA)
         os.makedirs(extra, exist_ok=True)

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from tfbert import callbacks as callbacks_lib
 from tfbert import data as data_lib
-from tfbert.baseline import tfidf_baseline
+from tfbert.baseline import GraphBaseline, tfidf_baseline
 from tfbert.config import TrainConfig
 from tfbert.distribute import get_strategy, is_chief, set_precision, worker_info
 from tfbert.export import export_saved_model
@@ -149,7 +149,10 @@ def with_known_length(ds: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def predict_dataset(model: keras.Model, ds) -> tuple[np.ndarray, np.ndarray]:
-    """(label ids, per-label probabilities) over a `(features, targets)` dataset, in its order."""
+    """(targets as int64, per-label probabilities) over a `(features, targets)` dataset, in its order.
+
+    The targets are label ids, or example indices for a dataset built on `np.arange` (`validation_probabilities`).
+    """
     ids, probs = [], []
     for features, targets in ds:
         outputs = model(features, training=False)
@@ -265,7 +268,8 @@ def _fit(model, config, train_ds, val_ds, steps, callbacks, backup_dir, run_dir)
     return history
 
 
-def _export(config, model, preprocessor, names, validation, metrics, model_name, task, run_dir, learning_rate) -> str:
+def _export(config, model, preprocessor, names, validation, metrics, model_name, task, run_dir, learning_rate,
+            baseline=None) -> str:
     resolved = {**config.to_dict(), "model_name": model_name, "task": task, "label_names": names,
                 "learning_rate": learning_rate, "run_dir": run_dir}
     extra = {
@@ -276,7 +280,7 @@ def _export(config, model, preprocessor, names, validation, metrics, model_name,
     }
     warmup = validation.texts[:8] if validation.pairs is None else list(zip(validation.texts[:8], validation.pairs[:8]))
     return export_saved_model(model, preprocessor, names, os.path.join(config.export_dir, model_name),
-                              config.version, extra, warmup_texts=warmup)
+                              config.version, extra, warmup_texts=warmup, baseline=baseline)
 
 
 def _load(config: TrainConfig):
@@ -327,19 +331,54 @@ def train(config: TrainConfig) -> TrainResult:
     history = _fit(model, config, train_ds, val_ds, steps, callbacks, backup_dir, run_dir)
     train_seconds = time.time() - start
 
-    y_true, probabilities = predict_dataset(model, val_ds)
-    metrics = classification_metrics(y_true, probabilities, names)
+    probabilities = validation_probabilities(model, preprocessor, validation, config)
+    metrics = classification_metrics(val_ids, probabilities, names)
     metrics["train_seconds"] = round(train_seconds, 1)
     logger.info("Validation Loss: %.4f, Validation Accuracy: %.4f (training took %.0f s)",
                 metrics["loss"], metrics["accuracy"], train_seconds)
+    graph_baseline = None
     if config.baseline and chief:
-        metrics["baseline"] = tfidf_baseline(train_set.texts, _label_ids(train_set, names), validation.texts, val_ids,
-                                             names, train_set.pairs, validation.pairs)
+        baseline_metrics, baseline_model, baseline_probabilities = tfidf_baseline(
+            train_set.texts, _label_ids(train_set, names), validation.texts, val_ids, names,
+            train_set.pairs, validation.pairs)
+        metrics["baseline"] = baseline_metrics
+        if config.ensemble_baseline:
+            graph_baseline = GraphBaseline(baseline_model, len(names))
+            metrics = ensemble_metrics(val_ids, probabilities, baseline_probabilities, names, metrics)
     export_path = None
     if chief:
         _write_summary(run_dir, model, history, metrics, steps)
-        export_path = _export(config, model, preprocessor, names, validation, metrics, model_name, task, run_dir, learning_rate)
+        export_path = _export(config, model, preprocessor, names, validation, metrics, model_name, task, run_dir,
+                              learning_rate, graph_baseline)
     return TrainResult(export_path, metrics, names, run_dir, model, preprocessor)
+
+
+def validation_probabilities(model: keras.Model, preprocessor: TextPreprocessor, validation: data_lib.Examples,
+                             config: TrainConfig) -> np.ndarray:
+    """BERT's per-label probabilities for the validation examples, in their order (bucketing reorders batches)."""
+    indexed = make_dataset(preprocessor, validation.texts, np.arange(len(validation)), validation.pairs,
+                           config.batch_size, bucket=config.bucket_by_length)
+    order, probabilities = predict_dataset(model, indexed)
+    ordered = np.empty_like(probabilities)
+    ordered[order] = probabilities
+    return ordered
+
+
+def ensemble_metrics(val_ids: np.ndarray, bert: np.ndarray, baseline: np.ndarray, names: list[str],
+                     bert_metrics: dict) -> dict:
+    """Metrics of the equal-weight mean of BERT's and the baseline's probabilities (what the export serves).
+
+    Equal weights are fixed in advance: a weight tuned on the validation set
+    would make its accuracy an optimistic estimate. BERT's own metrics move
+    under "bert"; "baseline" and "train_seconds" stay at the top level.
+    """
+    metrics = classification_metrics(val_ids, (bert + baseline) / 2.0, names)
+    metrics["baseline"] = bert_metrics.pop("baseline")
+    metrics["train_seconds"] = bert_metrics["train_seconds"]
+    metrics["bert"] = {k: v for k, v in bert_metrics.items() if k != "report"}
+    logger.info("Ensemble (BERT + baseline, equal weights): Validation Loss: %.4f, Validation Accuracy: %.4f, "
+                "F1 %.4f", metrics["loss"], metrics["accuracy"], metrics["f1"])
+    return metrics
 
 
 def _write_summary(run_dir: str, model: keras.Model, history: keras.callbacks.History, metrics: dict, steps: int) -> None:
