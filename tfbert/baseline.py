@@ -31,7 +31,7 @@ _WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
 _WHITESPACE_RUN = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in _WHITESPACE) + "]{2,}"
 # Code points that Python's str.lower() (Unicode 14) lowercases and
 # tf.strings.lower (TensorFlow's older ICU) leaves alone: letters added in
-# Unicode 14 (Vithkuqi, a few Latin Extended). Only these differ among all
+# Unicode 14 (35 Vithkuqi, one Glagolitic, four Latin Extended-D). Only these differ among all
 # code points (tests/test_baseline.py checks every one); no Chinese text
 # contains them.
 ICU_LOWERCASE_GAP = frozenset(
