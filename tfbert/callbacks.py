@@ -128,6 +128,18 @@ class TrainingSpeed(keras.callbacks.Callback):
         logs["examples_per_second"] = examples / max(self._last_step_end - self._epoch_start, 1e-9)
 
 
+def predict_by_index(forward, dataset: tf.data.Dataset, num_examples: int, num_labels: int) -> np.ndarray:
+    """(num_examples, num_labels) probabilities from `(features, example_index)` batches, rows in index order.
+
+    `forward` maps a features dict to model outputs. Length bucketing
+    reorders the examples, which is why each batch carries its indices.
+    """
+    probabilities = np.zeros((num_examples, num_labels), dtype=np.float32)
+    for features, index in dataset:
+        probabilities[index.numpy()] = np.asarray(probabilities_per_label(forward(features)))
+    return probabilities
+
+
 class ValidationSummaries(keras.callbacks.Callback):
     """At each epoch's end: validation AUC/precision/recall/F1, confusion matrix, PR and ROC curves, mistakes.
 
@@ -166,10 +178,7 @@ class ValidationSummaries(keras.callbacks.Callback):
 
     def predict(self) -> np.ndarray:
         """(n, num_labels) probabilities, rows in example-index order."""
-        probabilities = np.zeros((len(self.label_ids), len(self.label_names)), dtype=np.float32)
-        for features, index in self.dataset:
-            probabilities[index.numpy()] = np.asarray(probabilities_per_label(self._forward(features)))
-        return probabilities
+        return predict_by_index(self._forward, self.dataset, len(self.label_ids), len(self.label_names))
 
     def on_epoch_end(self, epoch, logs=None):
         start = time.perf_counter()

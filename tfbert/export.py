@@ -232,12 +232,12 @@ def build_archive(model: keras.Model, preprocessor: TextPreprocessor, label_name
         def serve_text(text):
             return serve(text)
 
-    def serve_token_ids(token_ids, segment_ids, padding_mask):
-        features = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
-        return _outputs(model, features, labels, copies)
-
     archive.add_endpoint("serving_default", serve_text, input_signature=text_specs)
     if baseline is None:
+        def serve_token_ids(token_ids, segment_ids, padding_mask):
+            features = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
+            return _outputs(model, features, labels, copies)
+
         archive.add_endpoint(
             "serve_token_ids", serve_token_ids,
             input_signature=[tf.TensorSpec([None, None], tf.int32, name=name) for name in FEATURES],

@@ -22,7 +22,7 @@ from tfbert.config import TrainConfig
 from tfbert.distribute import get_strategy, is_chief, set_precision, worker_info
 from tfbert.export import export_saved_model
 from tfbert.metrics import classification_metrics
-from tfbert.model import build_backbone, build_classifier, probabilities_per_label
+from tfbert.model import build_backbone, build_classifier
 from tfbert.optimization import build_optimizer
 from tfbert.preprocessing import (
     TextPreprocessor, check_preset, learn_vocabulary, load_tokenizer, make_dataset, make_training_dataset,
@@ -115,7 +115,7 @@ def _log_examples(train: data_lib.Examples, validation: data_lib.Examples, names
         logger.info("Example %d [%s]: %s", i, train.labels[i], train.texts[i][:80])
 
 
-def _callbacks(config: TrainConfig, run_dir: str, preprocessor: TextPreprocessor, validation: data_lib.Examples,
+def _callbacks(config: TrainConfig, run_dir: str, validation: data_lib.Examples, indexed_val: tf.data.Dataset,
                val_ids: np.ndarray, names: list[str], num_train: int, chief: bool,
                learning_rate: float) -> list[keras.callbacks.Callback]:
     # Ours come first: they add learning rate, throughput and validation AUC/precision/recall/F1
@@ -123,12 +123,9 @@ def _callbacks(config: TrainConfig, run_dir: str, preprocessor: TextPreprocessor
     summaries: list[keras.callbacks.Callback] = [
         callbacks_lib.TrainingSpeed(config.batch_size, config.log_every, num_train)]
     if chief:  # one writer per run directory; other workers would only repeat the validation pass
-        # val_ds's batches, but carrying each example's index: bucketing reorders the examples.
-        indexed = make_dataset(preprocessor, validation.texts, np.arange(len(validation)), validation.pairs,
-                               config.batch_size, bucket=config.bucket_by_length)
         texts = data_lib.joined_texts(validation.texts, validation.pairs)
         summaries += [
-            callbacks_lib.ValidationSummaries(indexed, val_ids, texts, names, os.path.join(run_dir, "validation")),
+            callbacks_lib.ValidationSummaries(indexed_val, val_ids, texts, names, os.path.join(run_dir, "validation")),
             callbacks_lib.HParamsSummary(run_dir, callbacks_lib.config_hparams(config, learning_rate)),
         ]
     return [
@@ -146,20 +143,6 @@ def with_known_length(ds: tf.data.Dataset) -> tf.data.Dataset:
     """Count the batches once (bucketing makes the count data-dependent) and declare it to Keras."""
     count = int(ds.reduce(0, lambda n, _: n + 1))
     return ds.apply(tf.data.experimental.assert_cardinality(count))
-
-
-def predict_dataset(model: keras.Model, ds) -> tuple[np.ndarray, np.ndarray]:
-    """(targets as int64, per-label probabilities) over a `(features, targets)` dataset, in its order.
-
-    The targets are label ids, or example indices for a dataset built on `np.arange` (`validation_probabilities`).
-    """
-    ids, probs = [], []
-    for features, targets in ds:
-        outputs = model(features, training=False)
-        probs.append(np.asarray(probabilities_per_label(outputs)))
-        t = np.asarray(targets)
-        ids.append(t[:, 0].astype(np.int64) if t.ndim == 2 else t.astype(np.int64))
-    return np.concatenate(ids), np.concatenate(probs)
 
 
 def resolve_run_dir(config: TrainConfig, model_name: str, multi_worker: bool = False) -> str:
@@ -322,7 +305,10 @@ def train(config: TrainConfig) -> TrainResult:
         learning_rate = _compile(model, config, steps * config.epochs, len(names), replicas)
     logger.info("Model: %d parameters; %d steps per epoch; peak learning rate %g.", model.count_params(), steps, learning_rate)
     val_ids = _label_ids(validation, names)
-    callbacks = _callbacks(config, callback_dir, preprocessor, validation, val_ids, names, len(train_set), chief,
+    # val_ds's batches, but carrying each example's index: bucketing reorders the examples.
+    indexed_val = make_dataset(preprocessor, validation.texts, np.arange(len(validation)), validation.pairs,
+                               config.batch_size, bucket=config.bucket_by_length)
+    callbacks = _callbacks(config, callback_dir, validation, indexed_val, val_ids, names, len(train_set), chief,
                            learning_rate)
     backup_dir = config.backup_dir or os.path.join(run_dir, "backup")
     if workers[1]:
@@ -331,7 +317,9 @@ def train(config: TrainConfig) -> TrainResult:
     history = _fit(model, config, train_ds, val_ds, steps, callbacks, backup_dir, run_dir)
     train_seconds = time.time() - start
 
-    probabilities = validation_probabilities(model, preprocessor, validation, config)
+    # BERT's probabilities in the validation set's order, so they line up with val_ids and the baseline's.
+    probabilities = callbacks_lib.predict_by_index(lambda features: model(features, training=False), indexed_val,
+                                                   len(validation), len(names))
     metrics = classification_metrics(val_ids, probabilities, names)
     metrics["train_seconds"] = round(train_seconds, 1)
     logger.info("Validation Loss: %.4f, Validation Accuracy: %.4f (training took %.0f s)",
@@ -351,17 +339,6 @@ def train(config: TrainConfig) -> TrainResult:
         export_path = _export(config, model, preprocessor, names, validation, metrics, model_name, task, run_dir,
                               learning_rate, graph_baseline)
     return TrainResult(export_path, metrics, names, run_dir, model, preprocessor)
-
-
-def validation_probabilities(model: keras.Model, preprocessor: TextPreprocessor, validation: data_lib.Examples,
-                             config: TrainConfig) -> np.ndarray:
-    """BERT's per-label probabilities for the validation examples, in their order (bucketing reorders batches)."""
-    indexed = make_dataset(preprocessor, validation.texts, np.arange(len(validation)), validation.pairs,
-                           config.batch_size, bucket=config.bucket_by_length)
-    order, probabilities = predict_dataset(model, indexed)
-    ordered = np.empty_like(probabilities)
-    ordered[order] = probabilities
-    return ordered
 
 
 def ensemble_metrics(val_ids: np.ndarray, bert: np.ndarray, baseline: np.ndarray, names: list[str],
