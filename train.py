@@ -15,22 +15,22 @@ from tfbert.config import TrainConfig
 logger = logging.getLogger("tfbert.train")
 
 
+def _loss_and_accuracy(metrics: dict) -> str:
+    return f"Validation Loss: {metrics['loss']:.4f}, Validation Accuracy: {metrics['accuracy']:.4f}"
+
+
 def _run(config: TrainConfig) -> int:
     from tfbert.training import train  # imported late so --help and flag errors stay instant
 
     result = train(config)
     metrics = result.metrics
     if "bert" in metrics:  # --ensemble-baseline: the top-level metrics are the exported ensemble's
-        bert = metrics["bert"]
-        print(f"BERT alone: Validation Loss: {bert['loss']:.4f}, Validation Accuracy: {bert['accuracy']:.4f}")
-        print(f"Ensemble (BERT + baseline, equal weights, as exported): Validation Loss: {metrics['loss']:.4f}, "
-              f"Validation Accuracy: {metrics['accuracy']:.4f}")
+        print(f"BERT alone: {_loss_and_accuracy(metrics['bert'])}")
+        print(f"Ensemble (BERT + baseline, equal weights, as exported): {_loss_and_accuracy(metrics)}")
     else:
-        print(f"Validation Loss: {metrics['loss']:.4f}, Validation Accuracy: {metrics['accuracy']:.4f}")
+        print(_loss_and_accuracy(metrics))
     if "baseline" in metrics:
-        base = metrics["baseline"]
-        print(f"Baseline (TF-IDF + LogisticRegression): Validation Loss: {base['loss']:.4f}, "
-              f"Validation Accuracy: {base['accuracy']:.4f}")
+        print(f"Baseline (TF-IDF + LogisticRegression): {_loss_and_accuracy(metrics['baseline'])}")
     if result.export_path:
         logger.info("SavedModel: %s", result.export_path)
     logger.info("TensorBoard: tensorboard --logdir %s", result.run_dir)

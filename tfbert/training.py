@@ -350,9 +350,9 @@ def ensemble_metrics(val_ids: np.ndarray, bert: np.ndarray, baseline: np.ndarray
     under "bert"; "baseline" and "train_seconds" stay at the top level.
     """
     metrics = classification_metrics(val_ids, (bert + baseline) / 2.0, names)
-    metrics["baseline"] = bert_metrics.pop("baseline")
+    metrics["baseline"] = bert_metrics["baseline"]
     metrics["train_seconds"] = bert_metrics["train_seconds"]
-    metrics["bert"] = {k: v for k, v in bert_metrics.items() if k != "report"}
+    metrics["bert"] = {k: v for k, v in bert_metrics.items() if k not in ("report", "baseline")}
     logger.info("Ensemble (BERT + baseline, equal weights): Validation Loss: %.4f, Validation Accuracy: %.4f, "
                 "F1 %.4f", metrics["loss"], metrics["accuracy"], metrics["f1"])
     return metrics
