@@ -29,3 +29,12 @@ def test_flops_per_real_token_golden(bench):
     assert per_layer == 600
     attention = 12 * 2 * 8 * 10.0  # 12 x layers x hidden x context length
     assert bench.flops_per_real_token(backbone, 10.0) == 6 * 2 * per_layer + attention
+
+
+@pytest.mark.parametrize("flags, auto", [({"avx512f", "amx_bf16"}, True), ({"avx512f", "avx512_vnni"}, False)])
+def test_precision_auto_follows_the_cpu(bench, monkeypatch, flags, auto):
+    from tfbert import distribute
+
+    monkeypatch.setattr(distribute, "cpu_flags", lambda: flags)
+    assert bench.resolve_precision("auto") is auto
+    assert bench.resolve_precision("mixed") is True and bench.resolve_precision("fp32") is False

@@ -222,3 +222,14 @@ def test_mixed_precision_warns_on_a_cpu_that_emulates_bf16(monkeypatch, caplog, 
     caplog.clear()
     distribute.set_precision(False)
     assert "no native bfloat16" not in caplog.text
+
+
+@pytest.mark.parametrize("flags, pays", [({"avx512f", "avx512_bf16"}, True), ({"amx_bf16"}, True),
+                                         ({"avx512f", "avx512_vnni"}, False), (None, False)])
+def test_mixed_precision_pays_only_where_bf16_is_native(monkeypatch, flags, pays):
+    """What bench/bench.py --precision auto picks: emulated or unknown bf16 keeps float32 (this suite has no GPU)."""
+    from tfbert import distribute
+
+    monkeypatch.setattr(distribute, "cpu_flags", lambda: flags)
+    assert distribute.native_bfloat16_cpu() == (None if flags is None else pays)
+    assert distribute.mixed_precision_pays() == pays

@@ -99,6 +99,23 @@ def cpu_flags(path: str = "/proc/cpuinfo") -> set[str] | None:
     return None
 
 
+def native_bfloat16_cpu() -> bool | None:
+    """Whether /proc/cpuinfo lists a native bfloat16 flag (`BF16_CPU_FLAGS`); None where it says nothing (not x86 Linux)."""
+    flags = cpu_flags()
+    return None if flags is None else bool(flags & BF16_CPU_FLAGS)
+
+
+def mixed_precision_pays() -> bool:
+    """What `--precision auto` (bench/bench.py) picks: True on a GPU or TPU, or a CPU known to have native bf16.
+
+    A CPU whose flags are unknown counts as False: float32 is never the
+    3.5x-slower choice, emulated bf16 can be.
+    """
+    if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+        return True
+    return native_bfloat16_cpu() is True
+
+
 def set_precision(mixed_precision: bool) -> str:
     """Set the global Keras dtype policy: mixed_float16 on GPU, mixed_bfloat16 on CPU/TPU, else float32.
 
@@ -113,8 +130,7 @@ def set_precision(mixed_precision: bool) -> str:
     if mixed_precision:
         policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
     if policy == "mixed_bfloat16" and not tf.config.list_logical_devices("TPU"):
-        flags = cpu_flags()
-        if flags is not None and not flags & BF16_CPU_FLAGS:
+        if native_bfloat16_cpu() is False:
             logger.warning(
                 "--mixed-precision: this CPU has no native bfloat16 (neither %s in /proc/cpuinfo), so TensorFlow "
                 "emulates it; fine-tuning measured 3.5x slower than float32 on such a CPU. Drop --mixed-precision "
