@@ -92,3 +92,58 @@ def test_fused_update_matches_keras_adamw():
     repeated[3] = True
     np.testing.assert_allclose(ours["embeddings"][~repeated], theirs_sparse["embeddings"][~repeated], rtol=1e-5, atol=1e-6)
     assert not np.allclose(ours["embeddings"][repeated], theirs_sparse["embeddings"][repeated], rtol=1e-3)
+
+
+def _tiny_classifier(num_layers=2):
+    config = ModelConfig(num_layers=num_layers, hidden_dim=8, num_heads=2, intermediate_dim=16)
+    return build_classifier(build_backbone(config, len(TINY_VOCAB), 16), 2)
+
+
+def test_layer_depths_count_down_from_the_head():
+    from tfbert.optimization import layer_depths
+
+    paths = [v.path for v in _tiny_classifier(num_layers=2).trainable_variables]
+    depth = dict(zip(paths, layer_depths(paths)))
+    by_layer = {}
+    for path, d in depth.items():
+        name = "transformer_layer_1" if "transformer_layer_1/" in path else "transformer_layer_0" if "transformer_layer_0/" in path \
+            else path.split("/")[-2]
+        by_layer.setdefault(name, set()).add(d)
+    assert by_layer["transformer_layer_1"] == {1} and by_layer["transformer_layer_0"] == {2}
+    for embedding in ("token_embedding", "position_embedding", "segment_embedding", "embeddings_layer_norm"):
+        assert by_layer[embedding] == {3}, embedding
+    assert by_layer["head_dense"] == by_layer["probability"] == {0}
+
+
+@pytest.mark.parametrize("decay", [1.0, 0.5])
+def test_layer_lr_decay_scales_each_first_step(decay):
+    """Adam's first step moves every weight by lr * sign(gradient); under decay by lr * decay**depth."""
+    import tensorflow as tf
+
+    from tfbert.optimization import AdamW, layer_depths
+
+    model = _tiny_classifier(num_layers=2)
+    variables = model.trainable_variables
+    before = [np.asarray(v) for v in variables]
+    optimizer = AdamW(learning_rate=1e-2, weight_decay=0.0, clip_global_norm=None, layer_lr_decay=decay, epsilon=1e-12)
+    optimizer.apply_gradients([(tf.ones(v.shape), v) for v in variables])
+    for v, start, depth in zip(variables, before, layer_depths([v.path for v in variables])):
+        np.testing.assert_allclose(start - np.asarray(v), 1e-2 * decay**depth, rtol=1e-3, err_msg=v.path)
+
+
+def test_layer_lr_decay_out_of_range_names_the_fix():
+    from tfbert.config import TrainConfig
+    from tfbert.optimization import AdamW
+
+    with pytest.raises(ValueError, match="--layer-lr-decay must be in"):
+        TrainConfig(layer_lr_decay=0.0)
+    with pytest.raises(ValueError, match="1.0 turns it off"):
+        AdamW(learning_rate=1e-3, layer_lr_decay=1.5)
+
+
+def test_layer_lr_decay_refuses_a_model_without_bert_layers():
+    from tfbert.optimization import AdamW
+
+    optimizer = AdamW(learning_rate=1e-3, layer_lr_decay=0.9)
+    with pytest.raises(ValueError, match="transformer_layer_<i>"):
+        optimizer.build([keras.Variable(np.zeros((2, 2), np.float32), name="kernel")])

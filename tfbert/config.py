@@ -171,6 +171,13 @@ class TrainConfig(_Serializable):
     )
     warmup_ratio: float = field(default=0.1, metadata=_help("Fraction of steps with linear warmup."))
     weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay (not on LayerNorm or biases)."))
+    layer_lr_decay: float = field(
+        default=1.0,
+        metadata=_help(
+            "Layer-wise learning-rate decay: the head trains at the full rate, BERT's top layer at this factor "
+            "times it, each layer below at one more factor, the embeddings lowest (1.0: off, one rate for all)."
+        ),
+    )
     bucket_by_length: bool = field(
         default=True,
         metadata=_help("Pad each batch to its own length bucket instead of --max-seq-length (faster, same result)."),
@@ -242,6 +249,8 @@ class TrainConfig(_Serializable):
             raise ValueError(f"--early-stopping-patience must be >= 0, got {self.early_stopping_patience}.")
         _check_max_seq_length(self.max_seq_length)
         _check_schedule(self.learning_rate, self.warmup_ratio, self.weight_decay)
+        if not 0.0 < self.layer_lr_decay <= 1.0:
+            raise ValueError(f"--layer-lr-decay must be in (0, 1] (1.0 turns it off), got {self.layer_lr_decay}.")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"--strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}.")
         check_truncation(self.truncation)

@@ -7,15 +7,44 @@
   steps, then falls linearly to 0 at the last step.
 - Gradients are clipped to a global norm of 1.0, after the cross-replica
   sum (see `AdamW`), so N replicas train like one device.
+- Optional layer-wise learning-rate decay (`layer_lr_decay`, off at 1.0):
+  the head keeps the full rate, BERT's top layer gets `decay` times it, each
+  layer below one more factor, the embeddings the smallest (see `layer_depths`).
 """
 
 from __future__ import annotations
+
+import re
 
 import keras
 from keras import ops
 
 NO_DECAY_NAMES = ("gamma", "beta", "bias")
 CLIP_NORM = 1.0
+# keras-hub's BertBackbone names: transformer_layer_<i>/..., and the embedding layers below them.
+_TRANSFORMER_LAYER = re.compile(r"(?:^|/)transformer_layer_(\d+)/")
+_EMBEDDING_LAYERS = ("token_embedding", "position_embedding", "segment_embedding", "embeddings_layer_norm")
+
+
+def layer_depths(paths: list[str]) -> list[int]:
+    """How many `decay` factors each variable's learning rate gets under layer-wise decay.
+
+    With L transformer layers: `transformer_layer_<i>` gets L - i (the top
+    layer 1), the embeddings (and their LayerNorm) L + 1, everything else 0:
+    the classifier head, and the pooler. Paths are Keras variable paths
+    (`transformer_layer_0/self_attention_layer/query/kernel`).
+    """
+    layers = [_TRANSFORMER_LAYER.search(path) for path in paths]
+    count = 1 + max((int(m.group(1)) for m in layers if m), default=-1)
+    depths = []
+    for path, layer in zip(paths, layers):
+        if layer:
+            depths.append(count - int(layer.group(1)))
+        elif any(part in _EMBEDDING_LAYERS for part in path.split("/")):
+            depths.append(count + 1)
+        else:
+            depths.append(0)
+    return depths
 
 
 @keras.saving.register_keras_serializable(package="tfbert")
@@ -63,12 +92,33 @@ class AdamW(keras.optimizers.AdamW):
 
     Args:
         clip_global_norm: float or None. Clip the summed gradient to this global norm.
+        layer_lr_decay: float in (0, 1]. Layer-wise learning-rate decay: a
+            variable's rate is multiplied by `layer_lr_decay ** depth`, with
+            depths from `layer_depths` (1.0: one rate for all).
         **kwargs: passed to keras.optimizers.AdamW (without clipnorm/global_clipnorm).
     """
 
-    def __init__(self, clip_global_norm: float | None = CLIP_NORM, **kwargs):
+    def __init__(self, clip_global_norm: float | None = CLIP_NORM, layer_lr_decay: float = 1.0, **kwargs):
         super().__init__(**kwargs)
+        if not 0.0 < layer_lr_decay <= 1.0:
+            raise ValueError(f"layer_lr_decay must be in (0, 1], got {layer_lr_decay}; 1.0 turns it off.")
+        if layer_lr_decay != 1.0 and self.amsgrad:
+            raise ValueError("layer_lr_decay is not implemented with amsgrad=True; use one or the other.")
         self.clip_global_norm = clip_global_norm
+        self.layer_lr_decay = layer_lr_decay
+        self._lr_multipliers: list[float] = []
+
+    def build(self, variables):
+        super().build(variables)
+        # In the order of self._trainable_variables, so update_step finds a
+        # variable's multiplier by the same index as its moments.
+        paths = [v.path for v in variables]
+        if self.layer_lr_decay != 1.0 and not any(_TRANSFORMER_LAYER.search(path) for path in paths):
+            raise ValueError(
+                f"layer_lr_decay {self.layer_lr_decay} needs keras-hub BERT variables (transformer_layer_<i>/...), "
+                "and none of the model's variables is named so; leave --layer-lr-decay at 1.0 for this model."
+            )
+        self._lr_multipliers = [self.layer_lr_decay ** depth for depth in layer_depths(paths)]
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         if self.clip_global_norm is None:
@@ -110,13 +160,15 @@ class AdamW(keras.optimizers.AdamW):
         import tensorflow as tf
 
         dtype = tf.as_dtype(variable.dtype)
+        index = self._get_variable_index(variable)
         lr = tf.cast(learning_rate, dtype)
+        if self.layer_lr_decay != 1.0:
+            lr = lr * tf.cast(self._lr_multipliers[index], dtype)
         tf_variable = _tf_variable(variable)
         if self.weight_decay and self._use_weight_decay(variable):
             tf_variable.assign_sub(tf_variable * (lr * tf.cast(self.weight_decay, dtype)))
         step = tf.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
-        index = self._get_variable_index(variable)
         tf.raw_ops.ResourceApplyAdam(
             var=tf_variable.handle,
             m=_tf_variable(self._momentums[index]).handle,
@@ -131,7 +183,7 @@ class AdamW(keras.optimizers.AdamW):
         )
 
     def get_config(self):
-        return {**super().get_config(), "clip_global_norm": self.clip_global_norm}
+        return {**super().get_config(), "clip_global_norm": self.clip_global_norm, "layer_lr_decay": self.layer_lr_decay}
 
 
 def _tf_variable(variable):
@@ -139,9 +191,11 @@ def _tf_variable(variable):
     return variable.value if isinstance(variable, keras.Variable) else variable
 
 
-def build_optimizer(peak_learning_rate: float, total_steps: int, warmup_ratio: float, weight_decay: float) -> keras.optimizers.AdamW:
-    """AdamW with the schedule above, decay exclusions and global-norm clipping."""
+def build_optimizer(peak_learning_rate: float, total_steps: int, warmup_ratio: float, weight_decay: float,
+                    layer_lr_decay: float = 1.0) -> keras.optimizers.AdamW:
+    """AdamW with the schedule above, decay exclusions, global-norm clipping and optional layer-wise rates."""
     schedule = WarmupLinearDecay(peak_learning_rate, total_steps, int(round(total_steps * warmup_ratio)))
-    optimizer = AdamW(learning_rate=schedule, weight_decay=weight_decay, clip_global_norm=CLIP_NORM, epsilon=1e-6)
+    optimizer = AdamW(learning_rate=schedule, weight_decay=weight_decay, clip_global_norm=CLIP_NORM, epsilon=1e-6,
+                      layer_lr_decay=layer_lr_decay)
     optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY_NAMES))
     return optimizer

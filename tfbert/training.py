@@ -198,7 +198,8 @@ def _compile(model: keras.Model, config: TrainConfig, total_steps: int, num_clas
     learning_rate = config.resolved_learning_rate * (replicas if config.scale_lr else 1)
     binary = num_classes == 2
     model.compile(
-        optimizer=build_optimizer(learning_rate, total_steps, config.warmup_ratio, config.weight_decay),
+        optimizer=build_optimizer(learning_rate, total_steps, config.warmup_ratio, config.weight_decay,
+                                  config.layer_lr_decay),
         loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy") if binary
                  else keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
