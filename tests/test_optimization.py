@@ -1,3 +1,5 @@
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -103,12 +105,10 @@ def test_layer_depths_count_down_from_the_head():
     from tfbert.optimization import layer_depths
 
     paths = [v.path for v in _tiny_classifier(num_layers=2).trainable_variables]
-    depth = dict(zip(paths, layer_depths(paths)))
-    by_layer = {}
-    for path, d in depth.items():
-        name = "transformer_layer_1" if "transformer_layer_1/" in path else "transformer_layer_0" if "transformer_layer_0/" in path \
-            else path.split("/")[-2]
-        by_layer.setdefault(name, set()).add(d)
+    by_layer = {}  # transformer_layer_<i>, or the layer that owns the variable -> the depths of its variables
+    for path, depth in zip(paths, layer_depths(paths)):
+        layer = re.search(r"transformer_layer_\d+", path)
+        by_layer.setdefault(layer.group(0) if layer else path.split("/")[-2], set()).add(depth)
     assert by_layer["transformer_layer_1"] == {1} and by_layer["transformer_layer_0"] == {2}
     for embedding in ("token_embedding", "position_embedding", "segment_embedding", "embeddings_layer_norm"):
         assert by_layer[embedding] == {3}, embedding
