@@ -6,8 +6,9 @@ from hypothesis import given, settings, strategies as st
 
 from tests.conftest import CHARS
 from tfbert.config import ModelConfig
-from tfbert.model import (MaskedMeanPooling, build_backbone, build_classifier, fast_dense_call, fast_dropout_call,
-                          fused_gelu_tanh, probabilities_per_label, use_fast_layers)
+from tfbert.model import (MaskedMeanPooling, _flat_einsum, build_backbone, build_classifier, fast_dense_call,
+                          fast_dropout_call, fast_einsum_dense_call, fused_gelu_tanh, probabilities_per_label,
+                          use_fast_layers)
 from tfbert.preprocessing import TextPreprocessor
 
 
@@ -164,6 +165,58 @@ def test_fast_dense_matches_keras_dense(activation):
     np.testing.assert_allclose(np.asarray(stock(x[:, 0])), expected[:, 0], rtol=1e-5, atol=1e-6)  # rank 2
 
 
+@pytest.mark.parametrize("equation,k", [
+    ("abc,cde->abde", 1),  # MultiHeadAttention's query/key/value projections
+    ("abcd,cde->abe", 2),  # its output projection
+    ("ab,bc->ac", 1),
+    ("abc,dce->abde", 0),  # the contracted axis is not the kernel's first
+    ("abc,cde->adbe", 0),  # output axes reordered
+    ("abcd,aecd->acbe", 0),  # attention scores: no kernel
+    ("ab,b->a", 1),
+])
+def test_flat_einsum_recognises_matmuls_in_disguise(equation, k):
+    assert _flat_einsum(equation) == k
+
+
+@pytest.mark.parametrize("equation,output_shape,bias_axes,flat", [
+    ("abc,cde->abde", (None, 3, 4), "de", True),
+    ("abcd,cde->abe", (None, 6), "e", True),
+    ("abc,cde->abde", (None, 3, 4), None, True),
+    ("abc,cde->abde", (None, 3, 4), "e", False),  # bias over some output axes only: Keras' call
+    ("abc,dce->abde", (None, 3, 4), "de", False),  # not a matmul in disguise: Keras' call
+])
+@pytest.mark.parametrize("dtype,tolerance", [("float32", 1e-5), ("mixed_bfloat16", 2e-2)])
+def test_fast_einsum_dense_matches_keras_and_its_gradients(equation, output_shape, bias_axes, flat, dtype, tolerance):
+    keras.utils.set_random_seed(0)
+    stock = keras.layers.EinsumDense(equation, output_shape, bias_axes=bias_axes, dtype=dtype,
+                                     bias_initializer="random_normal")
+    shape = (2, 5, 12) if len(equation.split(",")[0]) == 3 else (2, 5, 3, 4)
+    x = tf.constant(np.random.default_rng(0).standard_normal(shape), tf.float32)
+    fast = keras.layers.EinsumDense(equation, output_shape, bias_axes=bias_axes, dtype=dtype)
+    fast.build(x.shape)
+    stock.build(x.shape)
+    fast.set_weights(stock.get_weights())
+    use_fast_layers(fast)
+    assert fast.call.__func__ is fast_einsum_dense_call
+
+    def run(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            weights = tf.cast(tf.reshape(tf.range(tf.size(y)) % 7, tf.shape(y)), tf.float32)  # not a plain sum
+            total = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
+        return [y, *tape.gradient(total, [x, *layer.trainable_variables])]
+
+    ours, theirs = run(fast), run(stock)
+    assert ours[0].dtype == theirs[0].dtype and ours[0].shape == theirs[0].shape
+    for a, b in zip(ours, theirs):
+        a, b = np.asarray(tf.cast(a, tf.float32)), np.asarray(tf.cast(b, tf.float32))
+        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance * np.abs(b).max())
+    if flat:  # the kernel gradient is one MatMul, not a batch of them summed
+        graph = tf.function(lambda: run(fast)).get_concrete_function().graph
+        assert not any(op.type == "BatchMatMulV2" for op in graph.get_operations())
+
+
 # Tolerances: 1 + tanh cancels near x = -5 in float32; XLA's tanh is ~1e-7 relative.
 @pytest.mark.parametrize("dtype,tolerance", [("float64", 1e-6), ("float32", 2e-5), ("bfloat16", 2e-2)])
 def test_fused_gelu_matches_keras_gelu_and_its_gradient(dtype, tolerance):
@@ -201,6 +254,7 @@ def test_classifier_uses_fast_layers_and_reloads(tiny_model, tmp_path):
     calls = [getattr(layer.call, "__func__", None) for layer in tiny_model._flatten_layers()]
     assert calls.count(fast_dropout_call) == 1 + 2 * 3 + 2  # embeddings, 3 per encoder layer, the head's 2
     assert calls.count(fast_dense_call) == 2 * 2 + 1 + 2  # 2 per encoder layer, the pooler, the head's 2
+    assert calls.count(fast_einsum_dense_call) == 4 * 2  # query, key, value, output per encoder layer
     path = str(tmp_path / "m.keras")
     tiny_model.save(path)
     again = keras.saving.load_model(path)
