@@ -96,6 +96,20 @@ def test_fused_update_matches_keras_adamw():
     assert not np.allclose(ours["embeddings"][repeated], theirs_sparse["embeddings"][repeated], rtol=1e-3)
 
 
+def test_clipping_norm_counts_a_repeated_embedding_row_once():
+    """The clipped update of sparse gradients with a repeated row == that of the same gradients made dense."""
+    from tfbert.optimization import AdamW
+
+    def optimizer():  # standard-normal gradients over ~900 weights: norm ~30, so the clip to 1.0 acts every step
+        return AdamW(learning_rate=0.05, weight_decay=0.1, clip_global_norm=1.0, epsilon=1e-6)
+
+    start, sparse = _adamw_steps(optimizer())
+    _, dense = _adamw_steps(optimizer(), densify=True)
+    for name in start:
+        assert not np.allclose(sparse[name], start[name]), name
+        np.testing.assert_allclose(sparse[name], dense[name], rtol=1e-5, atol=1e-7, err_msg=name)
+
+
 def _tiny_classifier(num_layers=2):
     config = ModelConfig(num_layers=num_layers, hidden_dim=8, num_heads=2, intermediate_dim=16)
     return build_classifier(build_backbone(config, len(TINY_VOCAB), 16), 2)
