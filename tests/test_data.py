@@ -61,6 +61,15 @@ def test_load_jsonl_with_pairs_and_missing(tmp_path):
     assert ex.keys() == [("a", "b"), ("e", "f")]
 
 
+def test_quoted_newlines_and_unicode_line_separators_stay_inside_a_text(tmp_path):
+    texts = ["great phone\nwould buy again", "好\u2028用", "差\x85评\x0c了"]
+    path = write_csv(tmp_path / "d.csv", [{"text": t, "label": i} for i, t in enumerate(texts)])
+    assert data_lib.load_examples(path).texts == texts
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text("\r\n".join(json.dumps({"text": t, "label": 0}, ensure_ascii=False) for t in texts), encoding="utf-8")
+    assert data_lib.load_examples(str(jsonl)).texts == texts
+
+
 def test_missing_column_lists_columns(tmp_path):
     path = write_csv(tmp_path / "d.csv", [{"review": "x", "label": "a"}], fieldnames=("review", "label"))
     with pytest.raises(ValueError, match=r"no text column 'text'; columns found: label, review"):

@@ -233,3 +233,46 @@ def test_mixed_precision_pays_only_where_bf16_is_native(monkeypatch, flags, pays
     monkeypatch.setattr(distribute, "cpu_flags", lambda: flags)
     assert distribute.native_bfloat16_cpu() == (None if flags is None else pays)
     assert distribute.mixed_precision_pays() == pays
+
+
+def test_a_resumed_run_restores_and_keeps_the_best_epoch_before_the_restart(tmp_path):
+    import keras
+
+    from tfbert.training import best_checkpoint, best_epoch_callbacks, resumed_epoch
+
+    forced = [0.30, 0.35, 0.40, 0.45]  # val_loss by epoch: the first epoch is the best
+    seen = {}
+
+    class ForceAndRecord(keras.callbacks.Callback):  # first in the list: the callbacks after it read the forced loss
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = forced[epoch]
+            seen[epoch] = self.model.get_weights()
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    def run(crash: bool):
+        keras.utils.set_random_seed(len(seen))
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"), save_freq="epoch")
+        resumed_at = resumed_epoch(str(tmp_path / "backup"))
+        _, keep_best = best_epoch_callbacks(str(tmp_path), patience=4, resumed_at=resumed_at)
+        x, y = np.random.default_rng(0).normal(size=(64, 3)), np.ones((64, 1))
+        model.fit(x, y, validation_data=(x, y), epochs=4, verbose=0,
+                  callbacks=[backup, ForceAndRecord(), *keep_best, *([Crash()] if crash else [])])
+        return model, resumed_at
+
+    with pytest.raises(KeyboardInterrupt):
+        run(crash=True)
+    model, resumed_at = run(crash=False)
+    assert resumed_at == 2 and sorted(seen) == [0, 1, 2, 3]
+    assert int(model.optimizer.iterations) == 4 * 2  # BackupAndRestore's optimizer state, not best.keras's
+    for restored, best in zip(model.get_weights(), seen[0]):  # epoch 1's weights, not epoch 3's (best since restart)
+        np.testing.assert_array_equal(restored, best)
+    checkpoint = keras.saving.load_model(best_checkpoint(str(tmp_path)))
+    for kept, best in zip(checkpoint.get_weights(), seen[0]):  # best.keras was not overwritten by epoch 3 or 4
+        np.testing.assert_array_equal(kept, best)
+    assert json.load(open(os.path.join(tmp_path, "checkpoints", "best.json")))["epoch"] == 0

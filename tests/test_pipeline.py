@@ -188,3 +188,16 @@ def test_export_with_a_preprocessor_never_called(trained, tmp_path):
     out = tf.saved_model.load(path).signatures["serving_default"](text=tf.constant(["很好"]))
     expected = tf.saved_model.load(trained.export_path).signatures["serving_default"](text=tf.constant(["很好"]))
     np.testing.assert_allclose(out["probabilities"].numpy(), expected["probabilities"].numpy(), atol=1e-6)
+
+
+def test_vocabulary_from_scratch_covers_both_texts_of_a_pair():
+    from tfbert.config import ModelConfig, TrainConfig
+    from tfbert.data import Examples
+    from tfbert.training import build_preprocessor_and_backbone
+
+    config = TrainConfig(text_pair_column="b", model=ModelConfig(num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32))
+    train_set = Examples(texts=["这个手机很好"] * 3, labels=["1"] * 3, pairs=["推荐购买"] * 3)
+    preprocessor, _ = build_preprocessor_and_backbone(config, train_set)
+    ids = preprocessor(tf.constant(["这个手机很好"]), tf.constant(["推荐购买"]))["token_ids"].numpy()[0]
+    unknown = preprocessor.vocabulary.index("[UNK]")
+    assert int(ids.sum()) > 0 and unknown not in ids.tolist()

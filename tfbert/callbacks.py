@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import io
+import json
 import logging
 import math
 import os
@@ -226,12 +227,18 @@ class HParamsSummary(keras.callbacks.Callback):
         hparams: `hp.HParam` -> bool/int/float/str value, or None for "not set" (declared, not written).
     """
 
-    def __init__(self, log_dir: str, hparams: Mapping[hp.HParam, bool | int | float | str | None]):
+    def __init__(self, log_dir: str, hparams: Mapping[hp.HParam, bool | int | float | str | None],
+                 best: dict | None = None):
         super().__init__()
         self.log_dir = log_dir
         self.hparams = dict(hparams)
+        # A resumed run starts from the best epoch before the restart (`BestEpoch.read`).
         self._best: dict[str, float] | None = None
         self._best_epoch = 0
+        if best is not None:
+            logs = best["logs"]
+            self._best = {name: logs[f"val_{name}"] for name in FINAL_METRICS if f"val_{name}" in logs}
+            self._best_epoch = best["epoch"]
         self._writer = None
 
     def on_train_begin(self, logs=None):
@@ -256,6 +263,72 @@ class HParamsSummary(keras.callbacks.Callback):
                 for name, value in self._best.items():
                     tf.summary.scalar(f"final/val_{name}", value)
         self._writer.close()
+
+
+class BestEpoch(keras.callbacks.Callback):
+    """Writes the epoch with the lowest val_loss, and its validation logs, to `path` (JSON), across restarts.
+
+    Keras' EarlyStopping, ModelCheckpoint(save_best_only=True) and
+    HParamsSummary keep their best in memory, so a run that BackupAndRestore
+    resumes after a crash started them over: it restored, reported and
+    exported the best epoch *since the restart*, and overwrote best.keras
+    with a worse epoch. train.py reads this file back when it resumes and
+    seeds the three with it. Put it after ModelCheckpoint: the file then never
+    names an epoch whose checkpoint is not written yet.
+    """
+
+    def __init__(self, path: str, best: dict | None = None):
+        super().__init__()
+        self.path = path
+        self.best = best
+
+    @staticmethod
+    def read(path: str) -> dict | None:
+        if not os.path.isfile(path):
+            return None
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("val_loss")
+        if loss is None or (self.best is not None and loss >= self.best["logs"]["val_loss"]):
+            return
+        self.best = {"epoch": epoch, "logs": {k: float(v) for k, v in logs.items() if k.startswith("val_")}}
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        with open(self.path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(self.best, f)
+        os.replace(self.path + ".tmp", self.path)  # never half a file, even when killed here
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping(restore_best_weights=True) that, in a resumed run, remembers the best epoch before the restart.
+
+    Args:
+        best: `BestEpoch.read(...)` of the interrupted run, or None for a fresh run.
+        checkpoint: the `.keras` file holding that epoch's weights (ModelCheckpoint's).
+        resumed_at: the first epoch this run trains (BackupAndRestore's).
+        **kwargs: passed to keras.callbacks.EarlyStopping.
+    """
+
+    def __init__(self, best: dict | None = None, checkpoint: str | None = None, resumed_at: int = 0, **kwargs):
+        super().__init__(restore_best_weights=True, **kwargs)
+        self.previous, self.checkpoint, self.resumed_at = best, checkpoint, resumed_at
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.previous is None or not self.checkpoint or not os.path.isfile(self.checkpoint):
+            return
+        self.best, self.best_epoch = self.previous["logs"]["val_loss"], self.previous["epoch"]
+        self.wait = max(self.resumed_at - 1 - self.best_epoch, 0)  # epochs since the best, as if never interrupted
+        # Read the checkpoint's weights through the model, then put back BackupAndRestore's
+        # state: load_weights of a .keras file also loads its optimizer (step count, moments).
+        current = self.model.get_weights()
+        optimizer = [(v, v.numpy()) for v in getattr(self.model.optimizer, "variables", [])]
+        self.model.load_weights(self.checkpoint)
+        self.best_weights = self.model.get_weights()
+        self.model.set_weights(current)
+        for variable, value in optimizer:
+            variable.assign(value)
 
 
 def config_hparams(config: TrainConfig, learning_rate: float) -> dict[hp.HParam, bool | int | float | str | None]:

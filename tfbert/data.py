@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib.resources
+import io
 import json
 import logging
 import os
@@ -56,13 +57,13 @@ class Examples:
         return list(zip(self.texts, pairs))
 
 
-def _read_lines(path: str) -> list[str]:
+def _read_text(path: str) -> str:
     with open(path, "rb") as f:
         raw = f.read()
     if raw.startswith(b"\xef\xbb\xbf"):  # Excel writes a UTF-8 BOM
         raw = raw[3:]
     try:
-        return raw.decode("utf-8").splitlines()
+        return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
         raise ValueError(
@@ -82,12 +83,14 @@ def _read_rows(path: str) -> list[dict]:
             f"Unknown data format {ext or '(no extension)'!r} for {path!r}: expected one of "
             f"{', '.join(sorted(FORMATS))}. Rename the file to match its format."
         )
-    lines = _read_lines(path)
-    if not any(line.strip() for line in lines):
+    text = _read_text(path)
+    if not text.strip():
         raise ValueError(f"Data file {path!r} is empty.")
     if FORMATS[ext] == "jsonl":
         rows = []
-        for number, line in enumerate(lines, 1):
+        # Split on "\n" only: str.splitlines() also breaks at U+2028/U+2029, \x85, \x0b,
+        # ..., which `json.dumps(ensure_ascii=False)` leaves unescaped inside strings.
+        for number, line in enumerate(text.split("\n"), 1):
             if not line.strip():
                 continue
             try:
@@ -98,7 +101,10 @@ def _read_rows(path: str) -> list[dict]:
                 raise ValueError(f"{path}: line {number} is a JSON {type(row).__name__}, expected an object.")
             rows.append(row)
         return rows
-    reader = csv.DictReader(lines, delimiter="\t" if FORMATS[ext] == "tsv" else ",")
+    # The csv module reads quoted fields that span lines, and needs the newlines
+    # to do it (newline=""); str.splitlines() dropped them and also split at
+    # U+2028, \x85, \x0c, ... inside a text.
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if FORMATS[ext] == "tsv" else ",")
     return list(reader)
 
 

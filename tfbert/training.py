@@ -80,13 +80,17 @@ def _targets(ids: np.ndarray, num_classes: int) -> np.ndarray:
     return ids.astype(np.float32)[:, None] if num_classes == 2 else ids.astype(np.int32)
 
 
-def build_preprocessor_and_backbone(config: TrainConfig, train_texts: list[str]) -> tuple[TextPreprocessor, keras.Model]:
-    """From a preset, or from config with a vocabulary learned on the training texts only."""
+def build_preprocessor_and_backbone(config: TrainConfig, train_set: data_lib.Examples) -> tuple[TextPreprocessor, keras.Model]:
+    """From a preset, or from config with a vocabulary learned on the training examples only.
+
+    The vocabulary is learned from both texts of a pair: learned from the
+    first alone, characters that appear only in the second became [UNK].
+    """
     pair = bool(config.text_pair_column)
     if config.preset:
         tokenizer, backbone = load_pretrained(config.preset, config.max_seq_length)
     else:
-        vocab = learn_vocabulary(train_texts, config.model.vocabulary_size, config.lowercase)
+        vocab = learn_vocabulary(train_set.texts + (train_set.pairs or []), config.model.vocabulary_size, config.lowercase)
         tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=config.lowercase)
         backbone = build_backbone(config.model, len(vocab), max_sequence_length=config.max_seq_length)
     return TextPreprocessor(tokenizer, config.max_seq_length, pair=pair, truncation=config.truncation), backbone
@@ -115,27 +119,55 @@ def _log_examples(train: data_lib.Examples, validation: data_lib.Examples, names
         logger.info("Example %d [%s]: %s", i, train.labels[i], train.texts[i][:80])
 
 
+def resumed_epoch(backup_dir: str) -> int:
+    """The epoch a run restarted with this backup directory trains first (0: a fresh run)."""
+    path = os.path.join(backup_dir, BACKUP_METADATA)
+    if not os.path.isfile(path):
+        return 0
+    with open(path, encoding="utf-8") as f:
+        return int(json.load(f)["epoch"])
+
+
 def _callbacks(config: TrainConfig, run_dir: str, validation: data_lib.Examples, indexed_val: tf.data.Dataset,
                val_ids: np.ndarray, names: list[str], num_train: int, chief: bool,
-               learning_rate: float) -> list[keras.callbacks.Callback]:
+               learning_rate: float, resumed_at: int = 0) -> list[keras.callbacks.Callback]:
     # Ours come first: they add learning rate, throughput and validation AUC/precision/recall/F1
     # to the logs that the TensorBoard callback then writes (see tfbert/callbacks.py).
+    best, keep_best = best_epoch_callbacks(run_dir, config.early_stopping_patience or config.epochs, resumed_at)
     summaries: list[keras.callbacks.Callback] = [
         callbacks_lib.TrainingSpeed(config.batch_size, config.log_every, num_train)]
     if chief:  # one writer per run directory; other workers would only repeat the validation pass
         texts = data_lib.joined_texts(validation.texts, validation.pairs)
         summaries += [
             callbacks_lib.ValidationSummaries(indexed_val, val_ids, texts, names, os.path.join(run_dir, "validation")),
-            callbacks_lib.HParamsSummary(run_dir, callbacks_lib.config_hparams(config, learning_rate)),
+            callbacks_lib.HParamsSummary(run_dir, callbacks_lib.config_hparams(config, learning_rate), best=best),
         ]
     return [
         *summaries,
         callbacks_lib.TensorBoard(log_dir=run_dir, update_freq=config.log_every,
                                   profile_batch=config.profile_steps or 0),
-        # Patience 0 means "never stop early"; the best epoch's weights are restored (and exported) either way.
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience or config.epochs,
-                                      restore_best_weights=True),
-        keras.callbacks.ModelCheckpoint(best_checkpoint(run_dir), monitor="val_loss", save_best_only=True),
+        *keep_best,
+    ]
+
+
+def best_epoch_callbacks(run_dir: str, patience: int, resumed_at: int = 0) -> tuple[dict | None, list[keras.callbacks.Callback]]:
+    """(the best epoch before a restart or None, [early stopping, best.keras checkpoint, best.json]).
+
+    Patience 0 means "never stop early"; the best epoch's weights are restored
+    (and exported) either way, also when that epoch ran before a crash and the
+    run was resumed at epoch `resumed_at` (see `callbacks.BestEpoch`).
+    """
+    best_file = os.path.join(os.path.dirname(best_checkpoint(run_dir)), "best.json")
+    best = callbacks_lib.BestEpoch.read(best_file) if resumed_at else None  # a fresh run ignores an old file
+    if best is not None:
+        logger.info("Resumed at epoch %d; the best epoch so far is %d (val_loss %.4f).",
+                    resumed_at + 1, best["epoch"] + 1, best["logs"]["val_loss"])
+    return best, [
+        callbacks_lib.ResumableEarlyStopping(best, best_checkpoint(run_dir), resumed_at, monitor="val_loss",
+                                             patience=patience),
+        keras.callbacks.ModelCheckpoint(best_checkpoint(run_dir), monitor="val_loss", save_best_only=True,
+                                        initial_value_threshold=best["logs"]["val_loss"] if best else None),
+        callbacks_lib.BestEpoch(best_file, best),
     ]
 
 
@@ -169,8 +201,8 @@ def resolve_run_dir(config: TrainConfig, model_name: str, multi_worker: bool = F
     return os.path.join(config.log_dir, f"{model_name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def _datasets(config, preprocessor, train_set, validation, names, workers: tuple[int, int]):
-    """(train_ds, val_ds, steps per epoch). Multi-worker: each worker trains on its own shard."""
+def _datasets(config, preprocessor, train_set, validation, names, workers: tuple[int, int], first_epoch: int = 0):
+    """(train_ds, val_ds, steps per epoch), the stream starting at `first_epoch`. Multi-worker: each worker its own shard."""
     num_workers, index = workers
     smallest_shard = len(train_set) // num_workers
     if num_workers > 1:
@@ -180,7 +212,8 @@ def _datasets(config, preprocessor, train_set, validation, names, workers: tuple
     batch = config.batch_size // num_workers  # per worker; split again across its local replicas
     train_ids, val_ids = _label_ids(train_set, names), _label_ids(validation, names)
     train_ds, steps = make_training_dataset(preprocessor, train_set.texts, _targets(train_ids, len(names)),
-                                            train_set.pairs, batch, seed=config.seed, bucket=config.bucket_by_length)
+                                            train_set.pairs, batch, seed=config.seed, bucket=config.bucket_by_length,
+                                            first_epoch=first_epoch)
     val_ds = with_known_length(make_dataset(preprocessor, validation.texts, _targets(val_ids, len(names)),
                                             validation.pairs, batch, bucket=config.bucket_by_length))
     if num_workers > 1:
@@ -296,12 +329,16 @@ def train(config: TrainConfig) -> TrainResult:
     chief = is_chief()
     callback_dir = run_dir if chief else tempfile.mkdtemp(prefix=f"tfbert-worker{workers[1]}-")
     with strategy.scope():
-        preprocessor, backbone = build_preprocessor_and_backbone(config, train_set.texts)
+        preprocessor, backbone = build_preprocessor_and_backbone(config, train_set)
         model = build_classifier(backbone, len(names), dropout=config.model.dropout)
     replicas = strategy.num_replicas_in_sync
     logger.info("Global batch %d = %d worker(s) x %d replica(s) in all, %d per replica.",
                 config.batch_size, workers[0], replicas, config.batch_size // max(replicas, 1))
-    train_ds, val_ds, steps = _datasets(config, preprocessor, train_set, validation, names, workers)
+    backup_dir = config.backup_dir or os.path.join(run_dir, "backup")
+    if workers[1]:
+        backup_dir = f"{backup_dir}-worker{workers[1]}"
+    resumed_at = resumed_epoch(backup_dir)
+    train_ds, val_ds, steps = _datasets(config, preprocessor, train_set, validation, names, workers, resumed_at)
     with strategy.scope():
         learning_rate = _compile(model, config, steps * config.epochs, len(names), replicas)
     logger.info("Model: %d parameters; %d steps per epoch; peak learning rate %g.", model.count_params(), steps, learning_rate)
@@ -310,10 +347,7 @@ def train(config: TrainConfig) -> TrainResult:
     indexed_val = make_dataset(preprocessor, validation.texts, np.arange(len(validation)), validation.pairs,
                                config.batch_size, bucket=config.bucket_by_length)
     callbacks = _callbacks(config, callback_dir, validation, indexed_val, val_ids, names, len(train_set), chief,
-                           learning_rate)
-    backup_dir = config.backup_dir or os.path.join(run_dir, "backup")
-    if workers[1]:
-        backup_dir = f"{backup_dir}-worker{workers[1]}"
+                           learning_rate, resumed_at)
     start = time.time()
     history = _fit(model, config, train_ds, val_ds, steps, callbacks, backup_dir, run_dir)
     train_seconds = time.time() - start
