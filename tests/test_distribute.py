@@ -276,3 +276,24 @@ def test_a_resumed_run_restores_and_keeps_the_best_epoch_before_the_restart(tmp_
     for kept, best in zip(checkpoint.get_weights(), seen[0]):  # best.keras was not overwritten by epoch 3 or 4
         np.testing.assert_array_equal(kept, best)
     assert json.load(open(os.path.join(tmp_path, "checkpoints", "best.json")))["epoch"] == 0
+
+
+@pytest.mark.parametrize("seeded", [True, False])
+def test_resumed_early_stopping_counts_patience_from_the_best_epoch_before_the_restart(seeded):
+    """Without a checkpoint (a non-chief worker) the count still resumes, so every worker stops at the same epoch."""
+    import keras
+
+    from tfbert.callbacks import ResumableEarlyStopping
+
+    class Force(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = 0.4  # worse than the best before the restart (0.3 at epoch 0)
+
+    best = {"epoch": 0, "logs": {"val_loss": 0.3}} if seeded else None
+    stopping = ResumableEarlyStopping(best, checkpoint=None, resumed_at=2, monitor="val_loss", patience=2)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.zeros((8, 3)), np.zeros((8, 1))
+    history = model.fit(x, y, validation_data=(x, y), epochs=6, initial_epoch=2, verbose=0, callbacks=[Force(), stopping])
+    # Seeded: epoch 1 did not improve on epoch 0, epoch 2 is the second miss -> stop there, as uninterrupted.
+    assert history.epoch == ([2] if seeded else [2, 3, 4])

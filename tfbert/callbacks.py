@@ -305,7 +305,8 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
     Args:
         best: `BestEpoch.read(...)` of the interrupted run, or None for a fresh run.
-        checkpoint: the `.keras` file holding that epoch's weights (ModelCheckpoint's).
+        checkpoint: the `.keras` file holding that epoch's weights (ModelCheckpoint's); when it
+            is missing, only the count toward `patience` resumes.
         resumed_at: the first epoch this run trains (BackupAndRestore's).
         **kwargs: passed to keras.callbacks.EarlyStopping.
     """
@@ -316,10 +317,12 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        if self.previous is None or not self.checkpoint or not os.path.isfile(self.checkpoint):
+        if self.previous is None:
             return
         self.best, self.best_epoch = self.previous["logs"]["val_loss"], self.previous["epoch"]
         self.wait = max(self.resumed_at - 1 - self.best_epoch, 0)  # epochs since the best, as if never interrupted
+        if not self.checkpoint or not os.path.isfile(self.checkpoint):
+            return  # the stop decision resumes; the weights cannot (a non-chief worker's scratch checkpoints)
         # Read the checkpoint's weights through the model, then put back BackupAndRestore's
         # state: load_weights of a .keras file also loads its optimizer (step count, moments).
         current = self.model.get_weights()

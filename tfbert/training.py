@@ -130,10 +130,11 @@ def resumed_epoch(backup_dir: str) -> int:
 
 def _callbacks(config: TrainConfig, run_dir: str, validation: data_lib.Examples, indexed_val: tf.data.Dataset,
                val_ids: np.ndarray, names: list[str], num_train: int, chief: bool,
-               learning_rate: float, resumed_at: int = 0) -> list[keras.callbacks.Callback]:
+               learning_rate: float, resumed_at: int = 0, state_dir: str | None = None) -> list[keras.callbacks.Callback]:
     # Ours come first: they add learning rate, throughput and validation AUC/precision/recall/F1
     # to the logs that the TensorBoard callback then writes (see tfbert/callbacks.py).
-    best, keep_best = best_epoch_callbacks(run_dir, config.early_stopping_patience or config.epochs, resumed_at)
+    best, keep_best = best_epoch_callbacks(run_dir, config.early_stopping_patience or config.epochs, resumed_at,
+                                           state_dir)
     summaries: list[keras.callbacks.Callback] = [
         callbacks_lib.TrainingSpeed(config.batch_size, config.log_every, num_train)]
     if chief:  # one writer per run directory; other workers would only repeat the validation pass
@@ -150,14 +151,21 @@ def _callbacks(config: TrainConfig, run_dir: str, validation: data_lib.Examples,
     ]
 
 
-def best_epoch_callbacks(run_dir: str, patience: int, resumed_at: int = 0) -> tuple[dict | None, list[keras.callbacks.Callback]]:
+def best_epoch_callbacks(run_dir: str, patience: int, resumed_at: int = 0,
+                         state_dir: str | None = None) -> tuple[dict | None, list[keras.callbacks.Callback]]:
     """(the best epoch before a restart or None, [early stopping, best.keras checkpoint, best.json]).
 
     Patience 0 means "never stop early"; the best epoch's weights are restored
     (and exported) either way, also when that epoch ran before a crash and the
     run was resumed at epoch `resumed_at` (see `callbacks.BestEpoch`).
+    best.json goes beside best.keras, or into `state_dir`: a non-chief worker
+    writes its checkpoints to a scratch directory that a restart does not
+    find again, so it keeps best.json in its backup directory instead. Its
+    early stopping then resumes with the chief's count (the same validation
+    losses), so all workers stop at the same epoch; only its weights, which
+    are never exported, are not restored.
     """
-    best_file = os.path.join(os.path.dirname(best_checkpoint(run_dir)), "best.json")
+    best_file = os.path.join(state_dir or os.path.dirname(best_checkpoint(run_dir)), "best.json")
     best = callbacks_lib.BestEpoch.read(best_file) if resumed_at else None  # a fresh run ignores an old file
     if best is not None:
         logger.info("Resumed at epoch %d; the best epoch so far is %d (val_loss %.4f).",
@@ -347,7 +355,7 @@ def train(config: TrainConfig) -> TrainResult:
     indexed_val = make_dataset(preprocessor, validation.texts, np.arange(len(validation)), validation.pairs,
                                config.batch_size, bucket=config.bucket_by_length)
     callbacks = _callbacks(config, callback_dir, validation, indexed_val, val_ids, names, len(train_set), chief,
-                           learning_rate, resumed_at)
+                           learning_rate, resumed_at, state_dir=None if chief else backup_dir)
     start = time.time()
     history = _fit(model, config, train_ds, val_ds, steps, callbacks, backup_dir, run_dir)
     train_seconds = time.time() - start
