@@ -251,10 +251,13 @@ def test_learned_vocabulary_drops_the_rarest_characters_at_its_bound():
     assert _unknown_count(vocab, [" thinkpad battery!"]) == 0
 
 
-def test_a_stream_resumed_at_an_epoch_continues_the_uninterrupted_one(tiny_tokenizer):
+@pytest.mark.parametrize("epoch_steps", [None, 3])  # 3 of 5: a multi-worker shard's epoch
+def test_a_stream_resumed_at_an_epoch_continues_the_uninterrupted_one(tiny_tokenizer, epoch_steps):
     texts = ["很好", "不好", "一般般吧", "还行", "太差了吧这个", "好"] * 3
     pre = TextPreprocessor(tiny_tokenizer, sequence_length=16)
-    whole, steps = make_training_dataset(pre, texts, np.arange(18), batch_size=4, seed=3)
-    resumed, _ = make_training_dataset(pre, texts, np.arange(18), batch_size=4, seed=3, first_epoch=2)
+    args = dict(batch_size=4, seed=3, epoch_steps=epoch_steps)
+    whole, steps = make_training_dataset(pre, texts, np.arange(18), **args)
+    assert steps == (epoch_steps or 5)
+    resumed, _ = make_training_dataset(pre, texts, np.arange(18), first_epoch=2, **args)
     expected = [y.numpy().tolist() for _, y in whole.skip(2 * steps).take(steps)]
     assert [y.numpy().tolist() for _, y in resumed.take(steps)] == expected

@@ -291,13 +291,41 @@ class BestEpoch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("val_loss")
-        if loss is None or (self.best is not None and loss >= self.best["logs"]["val_loss"]):
+        # As Keras' callbacks: a NaN loss is never an improvement (`not nan < best`).
+        if loss is None or not math.isfinite(loss) or (self.best is not None and not loss < self.best["logs"]["val_loss"]):
             return
         self.best = {"epoch": epoch, "logs": {k: float(v) for k, v in logs.items() if k.startswith("val_")}}
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         with open(self.path + ".tmp", "w", encoding="utf-8") as f:
             json.dump(self.best, f)
         os.replace(self.path + ".tmp", self.path)  # never half a file, even when killed here
+
+
+class OrderedBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore that restores first and backs up last: put it first in the list and `.last` at the end.
+
+    Keras' callback writes the backup in its own `on_epoch_end`, before the
+    callbacks after it have run theirs; a crash in between (ValidationSummaries'
+    prediction pass, ModelCheckpoint's save: seconds) then resumes past an
+    epoch whose best.json / best.keras were never written. Here `.last`
+    writes the backup once every other callback is done with the epoch.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.last = _CommitBackup(self)
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass  # see `.last`
+
+
+class _CommitBackup(keras.callbacks.Callback):
+    def __init__(self, backup: OrderedBackupAndRestore):
+        super().__init__()
+        self.backup = backup
+
+    def on_epoch_end(self, epoch, logs=None):
+        keras.callbacks.BackupAndRestore.on_epoch_end(self.backup, epoch, logs)
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):

@@ -433,6 +433,7 @@ def make_training_dataset(
     seed: int = 0,
     bucket: bool = True,
     first_epoch: int = 0,
+    epoch_steps: int | None = None,
 ) -> tuple[tf.data.Dataset, int]:
     """An endless stream of shuffled epochs from `first_epoch` on, and the number of batches in one epoch.
 
@@ -455,12 +456,17 @@ def make_training_dataset(
     MirroredStrategy (whose Keras build step opens one extra iterator) sees
     exactly the batches of a single-device run, and a run resumed at epoch
     `first_epoch` sees the epochs it would have seen uninterrupted. Every
-    epoch has ceil(n / batch_size) batches.
+    epoch has ceil(n / batch_size) batches, or its first `epoch_steps`: under
+    MultiWorkerMirroredStrategy every worker must run the same number of steps
+    per epoch, and an epoch of the stream must stay an epoch of `fit` (or a
+    resumed run would start elsewhere), so the larger shards skip the rest of
+    each (shuffled) epoch.
     """
     cached = _tokenized(preprocessor, texts, labels, pairs)
     n = len(texts)
     cached.reduce(0, lambda count, _: count + 1)  # fills the cache
     lengths = tf.constant(bucket_lengths(preprocessor.sequence_length), tf.int32)
+    steps = epoch_steps or -(-n // batch_size)
 
     def epoch(e):
         key = tf.stack([tf.cast(seed, tf.int64), e])
@@ -468,10 +474,10 @@ def make_training_dataset(
         everything = cached.batch(n)  # one element: all n examples, from memory
         shuffled = everything.map(lambda f, y: tf.nest.map_structure(lambda t: tf.gather(t, order), (f, y)))
         if not bucket:
-            return shuffled.unbatch().batch(batch_size)
+            return shuffled.unbatch().batch(batch_size).take(steps)
         batch_key = tf.random.experimental.stateless_fold_in(key, 1)  # not the example order's key
-        return shuffled.flat_map(lambda f, y: _length_sorted_batches(f, y, batch_size, lengths, batch_key))
+        return shuffled.flat_map(lambda f, y: _length_sorted_batches(f, y, batch_size, lengths, batch_key)).take(steps)
 
     # Options set inside `epoch` do not reach this outer pipeline: set them again.
     stream = tf.data.Dataset.counter(start=first_epoch).flat_map(epoch).prefetch(tf.data.AUTOTUNE)
-    return without_autotune(stream), -(-n // batch_size)
+    return without_autotune(stream), steps

@@ -72,7 +72,7 @@ from tfbert.preprocessing import (
     make_dataset,
     make_training_dataset,
 )
-from tfbert.training import load_pretrained, load_splits, with_known_length
+from tfbert.training import load_pretrained, load_splits, resumed_epoch, with_known_length
 
 logger = logging.getLogger(__name__)
 
@@ -433,8 +433,9 @@ def pretrain(config: PretrainConfig) -> dict:
                     int(train_words.sum()))
     else:
         train_words, held_out_words = np.zeros(len(train_texts), np.int8), np.zeros(len(held_out), np.int8)
-    train_ds, steps = make_training_dataset(preprocessor, train_texts, train_words,
-                                            batch_size=config.batch_size, seed=config.seed)
+    backup_dir = config.output_dir + ".backup"
+    train_ds, steps = make_training_dataset(preprocessor, train_texts, train_words, batch_size=config.batch_size,
+                                            seed=config.seed, first_epoch=resumed_epoch(backup_dir))
     train_ds = _masked(train_ds, masker).prefetch(tf.data.AUTOTUNE)
     # Validation masks are drawn once and cached: the curve then compares like with like across epochs.
     val_ds = make_dataset(preprocessor, held_out, held_out_words, batch_size=config.batch_size)
@@ -463,7 +464,7 @@ def pretrain(config: PretrainConfig) -> dict:
 
     run_dir = os.path.join(config.log_dir, config.run_name or f"pretrain-{time.strftime('%Y%m%d-%H%M%S')}")
     callbacks = [
-        keras.callbacks.BackupAndRestore(config.output_dir + ".backup", save_freq="epoch"),
+        keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch"),
         callbacks_lib.TrainingSpeed(config.batch_size, config.log_every, len(train_texts)),
         callbacks_lib.TensorBoard(log_dir=run_dir, update_freq=config.log_every),
         keras.callbacks.TerminateOnNaN(),

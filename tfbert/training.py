@@ -167,6 +167,10 @@ def best_epoch_callbacks(run_dir: str, patience: int, resumed_at: int = 0,
     """
     best_file = os.path.join(state_dir or os.path.dirname(best_checkpoint(run_dir)), "best.json")
     best = callbacks_lib.BestEpoch.read(best_file) if resumed_at else None  # a fresh run ignores an old file
+    if best is not None and best["epoch"] >= resumed_at:  # not from this run's epochs (an old run of the same name)
+        logger.warning("Ignoring %s: its epoch %d is not before the resumed epoch %d.", best_file, best["epoch"] + 1,
+                       resumed_at + 1)
+        best = None
     if best is not None:
         logger.info("Resumed at epoch %d; the best epoch so far is %d (val_loss %.4f).",
                     resumed_at + 1, best["epoch"] + 1, best["logs"]["val_loss"])
@@ -219,19 +223,17 @@ def _datasets(config, preprocessor, train_set, validation, names, workers: tuple
         train_set = train_set.subset(range(index, len(train_set), num_workers))
     batch = config.batch_size // num_workers  # per worker; split again across its local replicas
     train_ids, val_ids = _label_ids(train_set, names), _label_ids(validation, names)
+    # Every worker runs the same number of steps per epoch (shards differ in size by at most one example).
+    epoch_steps = max(1, smallest_shard // batch) if num_workers > 1 else None
     train_ds, steps = make_training_dataset(preprocessor, train_set.texts, _targets(train_ids, len(names)),
                                             train_set.pairs, batch, seed=config.seed, bucket=config.bucket_by_length,
-                                            first_epoch=first_epoch)
+                                            first_epoch=first_epoch, epoch_steps=epoch_steps)
     val_ds = with_known_length(make_dataset(preprocessor, validation.texts, _targets(val_ids, len(names)),
                                             validation.pairs, batch, bucket=config.bucket_by_length))
-    if num_workers > 1:
-        # Each worker feeds its own shard (auto-sharding off); the stream is
-        # endless, so every worker runs exactly `steps` per epoch (shards
-        # differ in size by at most one example).
+    if num_workers > 1:  # each worker feeds its own shard: auto-sharding off
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
-        steps = max(1, smallest_shard // batch)
     return train_ds, val_ds, steps
 
 
@@ -271,12 +273,12 @@ def _fit(model, config, train_ds, val_ds, steps, callbacks, backup_dir, run_dir)
     # Backups at epoch ends only: Keras 3.15's BackupAndRestore restores the
     # epoch but not the position inside it, so mid-epoch backups would replay
     # part of an epoch and change the number of optimizer steps.
-    backup = keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch")
+    backup = callbacks_lib.OrderedBackupAndRestore(backup_dir, save_freq="epoch")
     try:
         # shuffle=False: train_ds reshuffles itself every epoch (Keras cannot shuffle a tf.data pipeline).
         # One line per epoch when stdout is a log file rather than a terminal.
         history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, steps_per_epoch=steps,
-                            callbacks=[backup, *callbacks, nan_guard], shuffle=False,
+                            callbacks=[backup, *callbacks, nan_guard, backup.last], shuffle=False,
                             verbose=1 if sys.stdout.isatty() else 2)
     except KeyboardInterrupt:
         where = f"the backup in {backup_dir}" if os.path.isdir(backup_dir) else "nothing yet (no epoch finished)"
