@@ -196,8 +196,7 @@ class TfbertSystem:
                                                           batch_size=args.batch_size, seed=0, bucket=True)
         keras.mixed_precision.set_global_policy("float32")
         self.batch_size, self.position = args.batch_size, 0
-        self.real_tokens_per_s = []  # one per call, counted in the very batches that were timed
-        self.calls = []  # (examples, real tokens, seconds) per call
+        self.calls = []  # (examples, real tokens, seconds) per call; tokens counted in the very batches timed
         # (anchor matmul rate, model-shaped matmul rate), measured right after each timed call once
         # main() sets the length to measure the model's matmuls at.
         self.rates, self.rate_length = [], None
@@ -224,7 +223,6 @@ class TfbertSystem:
         # does not. The stream is deterministic: count the timed batches' tokens.
         tokens = sum(int(np.sum(features["padding_mask"])) for features, _ in ds.skip(1).take(steps - 1))
         seconds = fit_seconds(self.model, ds, steps)
-        self.real_tokens_per_s.append(tokens / seconds)
         self.calls.append(((steps - 1) * self.batch_size, tokens, seconds))
         if self.rate_length:
             dtype = "bfloat16" if self.policy == "mixed_bfloat16" else "float32"
@@ -391,15 +389,16 @@ def main(argv=None) -> int:
     fpt = flops_per_real_token(tfbert.backbone, avg_len)
     # Warm-up calls are not timed samples: take the medians over the timed calls only. MFU is taken per
     # call, against the anchor measured right after it (see sustained_rates), then the median.
-    tokens_per_call, rates = tfbert.real_tokens_per_s[-args.repeats:], tfbert.rates[-args.repeats:]
+    calls, rates = tfbert.calls[-args.repeats:], tfbert.rates[-args.repeats:]
+    tokens_per_call = [tokens / seconds for _, tokens, seconds in calls]
     # tfbert's timed calls together cover one epoch, each a different third of its length mix, so
     # one call's examples/s says as much about its batches' lengths as about speed (61-64 real
     # tokens per text in a call against 59.5 on average): its throughput is the epoch's total
     # over the calls' total seconds. keras-hub and Hugging Face see the same mix in every call: medians.
-    calls = tfbert.calls[-args.repeats:]
     seconds = sum(s for _, _, s in calls)
+    examples = sum(e for e, _, _ in calls)
     per_call = [e / s for e, _, s in calls]
-    train["tfbert"] = sum(e for e, _, _ in calls) / seconds
+    train["tfbert"] = examples / seconds
     real_tokens_per_s = sum(t for _, t, _ in calls) / seconds
     anchors = [anchor for anchor, _ in rates]
     rate = statistics.median(anchors)
@@ -412,7 +411,7 @@ def main(argv=None) -> int:
     for name, value in train.items():
         print(f"train {name:>10}: {value:7.1f} examples/s  ({value * avg_len:8.0f} real tokens/s at {avg_len:.1f} per text)")
     print(f"train     tfbert: {real_tokens_per_s:8.0f} real tokens/s counted in the timed batches; "
-          f"{sum(e for e, _, _ in calls)} examples in {seconds:.1f} s; per call "
+          f"{examples} examples in {seconds:.1f} s; per call "
           f"{', '.join(f'{r:.1f}' for r in per_call)} examples/s")
     for name in ("tfbert_savedmodel", "keras_hub", "hf"):
         if name in infer:
