@@ -32,7 +32,7 @@ pipelines turn autotune off, see `tfbert.preprocessing.without_autotune`;
 keras-hub's stock pipeline does not, and its `predict` below pays for that).
 
 MFU is model FLOPs on real tokens (6 x the matmul parameters + attention over
-the real context) per second, divided by a [2048, 2048] matmul's rate measured
+each text's real context, counted in the timed batches) per second, divided by a [2048, 2048] matmul's rate measured
 right after each timed tfbert call (one MFU per call, then the median): this
 machine's rate flips between two levels within seconds (see
 `sustained_rates`), so an anchor taken once, minutes away, made the fraction
@@ -86,7 +86,7 @@ def model_matmuls(backbone, dtype: str, batch: int, length: int):
 
     Per encoder layer: each dense kernel's forward x @ W and its two backward
     matmuls (dy @ W^T, x^T @ dy), and attention's two batched matmuls with their
-    backward pairs -- the FLOPs `flops_per_real_token` counts, at the shapes
+    backward pairs -- the FLOPs `training_flops` counts, at the shapes
     the model runs them, with nothing in between. The model cannot run its
     matmuls faster than this, so its rate / the anchor's is the MFU ceiling of
     this model on this CPU.
@@ -150,17 +150,24 @@ def sustained_rates(calls, seconds: float = 6.0) -> list[float]:
     return [count * flops / t for count, (_, flops), t in zip(counts, calls, spent)]
 
 
-def flops_per_real_token(backbone, avg_len: float) -> float:
-    """Training FLOPs per real token: 6 x matmul params + attention over the real context.
+def training_flops(backbone, lengths) -> float:
+    """Training FLOPs of texts with these real lengths: 6 x matmul params per token + attention over each text.
 
     Matmul params: the backbone's, less the embeddings (gathered, not
     multiplied) and less the [CLS] pooler, which tfbert's mean-pooling head
     does not run (counting it would credit ~1.4% of MiniLM's FLOPs never spent).
+    Attention: each of a text's L real tokens attends to its L real keys, 12 x
+    layers x hidden x L FLOPs per token (scores and context, forward and
+    backward), so a text costs that times L^2, not L x the average length: on
+    the default corpus (capped at 128) sum(L^2) / sum(L) is ~87 real tokens
+    against a mean of ~60, since the long texts have both more tokens and
+    longer contexts.
     """
     unused = ("embedding", "pooled_dense")
     skipped = sum(int(np.prod(w.shape)) for w in backbone.weights if any(name in w.path for name in unused))
     layers, hidden = backbone.num_layers, backbone.hidden_dim
-    return 6 * (backbone.count_params() - skipped) + 12 * layers * hidden * avg_len
+    lengths = np.asarray(lengths, np.float64)
+    return 6 * (backbone.count_params() - skipped) * lengths.sum() + 12 * layers * hidden * np.square(lengths).sum()
 
 
 def fit_seconds(model, ds, steps: int) -> float:
@@ -196,7 +203,7 @@ class TfbertSystem:
                                                           batch_size=args.batch_size, seed=0, bucket=True)
         keras.mixed_precision.set_global_policy("float32")
         self.batch_size, self.position = args.batch_size, 0
-        self.calls = []  # (examples, real tokens, seconds) per call; tokens counted in the very batches timed
+        self.calls = []  # (examples, real tokens, model FLOPs, seconds) per call, counted in the very batches timed
         # (anchor matmul rate, model-shaped matmul rate), measured right after each timed call once
         # main() sets the length to measure the model's matmuls at.
         self.rates, self.rate_length = [], None
@@ -221,9 +228,9 @@ class TfbertSystem:
         # Length-bucketed batches differ in length, so examples/s of a few batches
         # depends on which batches they were; real tokens/s (what MFU is taken on)
         # does not. The stream is deterministic: count the timed batches' tokens.
-        tokens = sum(int(np.sum(features["padding_mask"])) for features, _ in ds.skip(1).take(steps - 1))
+        lengths = np.concatenate([np.sum(features["padding_mask"], axis=1) for features, _ in ds.skip(1).take(steps - 1)])
         seconds = fit_seconds(self.model, ds, steps)
-        self.calls.append(((steps - 1) * self.batch_size, tokens, seconds))
+        self.calls.append(((steps - 1) * self.batch_size, int(lengths.sum()), training_flops(self.backbone, lengths), seconds))
         if self.rate_length:
             dtype = "bfloat16" if self.policy == "mixed_bfloat16" else "float32"
             self.rates.append(sustained_rates([anchor_matmul(dtype),
@@ -386,23 +393,22 @@ def main(argv=None) -> int:
     tfbert.rate_length = step * math.ceil(avg_len / step)  # the bucket the average text falls in
     train = time_training(systems, args)
     infer = time_inference(tfbert, systems[1], hf, texts, args)
-    fpt = flops_per_real_token(tfbert.backbone, avg_len)
     # Warm-up calls are not timed samples: take the medians over the timed calls only. MFU is taken per
     # call, against the anchor measured right after it (see sustained_rates), then the median.
     calls, rates = tfbert.calls[-args.repeats:], tfbert.rates[-args.repeats:]
-    tokens_per_call = [tokens / seconds for _, tokens, seconds in calls]
+    flops_per_s = [flops / seconds for _, _, flops, seconds in calls]  # model FLOP/s of each call's own batches
     # tfbert's timed calls together cover one epoch, each a different third of its length mix, so
     # one call's examples/s says as much about its batches' lengths as about speed (61-64 real
     # tokens per text in a call against 59.5 on average): its throughput is the epoch's total
     # over the calls' total seconds. keras-hub and Hugging Face see the same mix in every call: medians.
-    seconds = sum(s for _, _, s in calls)
-    examples = sum(e for e, _, _ in calls)
-    per_call = [e / s for e, _, s in calls]
+    seconds = sum(s for *_, s in calls)
+    examples = sum(e for e, *_ in calls)
+    per_call = [e / s for e, *_, s in calls]
     train["tfbert"] = examples / seconds
-    real_tokens_per_s = sum(t for _, t, _ in calls) / seconds
+    real_tokens_per_s = sum(t for _, t, _, _ in calls) / seconds
     anchors = [anchor for anchor, _ in rates]
     rate = statistics.median(anchors)
-    mfus = [tokens * fpt / anchor for tokens, anchor in zip(tokens_per_call, anchors)]
+    mfus = [model / anchor for model, anchor in zip(flops_per_s, anchors)]
     mfu = statistics.median(mfus)
     model_rate = statistics.median(model for _, model in rates)
     ceiling = statistics.median(model / anchor for anchor, model in rates)
@@ -419,7 +425,7 @@ def main(argv=None) -> int:
     print(f"serving latency, 1 text: p50 {infer['latency_ms_p50']:.1f} ms, p99 {infer['latency_ms_p99']:.1f} ms")
     print(f"matmul rate ({tfbert.policy}), after each timed call: "
           f"{', '.join(f'{a / 1e9:.0f}' for a in anchors)} GFLOP/s; tfbert model FLOP/s on real tokens: "
-          f"{', '.join(f'{t * fpt / 1e9:.0f}' for t in tokens_per_call)} GFLOP/s = "
+          f"{', '.join(f'{f / 1e9:.0f}' for f in flops_per_s)} GFLOP/s = "
           f"{', '.join(f'{m:.1%}' for m in mfus)}; median MFU {mfu:.1%}")
     print(f"the model's own matmuls alone (batch {args.batch_size} x {tfbert.rate_length} tokens): "
           f"{model_rate / 1e9:.0f} GFLOP/s, {ceiling:.1%} of the anchor (the MFU ceiling of this model here)")

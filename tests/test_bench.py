@@ -19,16 +19,17 @@ def bench():
     return module
 
 
-def test_flops_per_real_token_golden(bench):
-    """6 x the weights multiplied per token + attention; not the embeddings, not the pooler the head skips."""
+def test_training_flops_golden(bench):
+    """6 x the weights multiplied per token + attention over each text; not the embeddings, not the pooler the head skips."""
     backbone = keras_hub.models.BertBackbone(vocabulary_size=50, num_layers=2, num_heads=2, hidden_dim=8,
                                              intermediate_dim=16, max_sequence_length=16)
     # Per layer: q, k, v, output kernels 4 * (8*8 + 8), two LayerNorms 2 * (8 + 8),
     # feed-forward (8*16 + 16) + (16*8 + 8).
     per_layer = 4 * (64 + 8) + 2 * 16 + (128 + 16) + (128 + 8)
     assert per_layer == 600
-    attention = 12 * 2 * 8 * 10.0  # 12 x layers x hidden x context length
-    assert bench.flops_per_real_token(backbone, 10.0) == 6 * 2 * per_layer + attention
+    # Texts of 10 and 4 real tokens: each token attends over its own text, 12 x layers x hidden x L per token.
+    attention = 12 * 2 * 8 * (10 * 10 + 4 * 4)
+    assert bench.training_flops(backbone, [10, 4]) == 6 * 2 * per_layer * 14 + attention
 
 
 @pytest.mark.parametrize("flags, auto", [({"avx512f", "amx_bf16"}, True), ({"avx512f", "avx512_vnni"}, False)])

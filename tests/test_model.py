@@ -7,7 +7,8 @@ from hypothesis import given, settings, strategies as st
 from tests.conftest import CHARS
 from tfbert.config import ModelConfig
 from tfbert.model import (MaskedMeanPooling, _flat_einsum, build_backbone, build_classifier, fast_dense_call,
-                          fast_dropout_call, fast_einsum_dense_call, fused_gelu_tanh, probabilities_per_label,
+                          fast_dropout_call, fast_einsum_dense_call, fast_masked_softmax, fused_gelu_tanh,
+                          probabilities_per_label,
                           use_fast_layers)
 from tfbert.preprocessing import TextPreprocessor
 
@@ -217,6 +218,51 @@ def test_fast_einsum_dense_matches_keras_and_its_gradients(equation, output_shap
         assert not any(op.type == "BatchMatMulV2" for op in graph.get_operations())
 
 
+@pytest.mark.parametrize("mask_rows", [1, 6])  # keras-hub's (batch, 1, S) padding mask; a full (batch, T, S) mask
+@pytest.mark.parametrize("dtype,tolerance", [("float32", 1e-6), ("mixed_bfloat16", 2e-2)])
+def test_fast_masked_softmax_matches_keras_attention_and_its_gradients(mask_rows, dtype, tolerance):
+    """Same attention output and gradients as Keras' where-softmax-where, including a text with no real token."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    # dropout > 0: Keras routes attention without dropout to ops.dot_product_attention, which has no _masked_softmax.
+    layers = [keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, dropout=0.1, dtype=dtype,
+                                              bias_initializer="random_normal") for _ in range(2)]
+    x = tf.constant(rng.standard_normal((3, 6, 8)) * 3, tf.float32)
+    # Row 0: 4 real tokens; row 1: all real; row 2: none (Keras zeroes its attention, so must we).
+    mask = np.array([[1, 1, 1, 1, 0, 0], [1] * 6, [0] * 6], np.int32)[:, None, :].repeat(mask_rows, axis=1)
+    if mask_rows > 1:
+        mask[0, 2, :] = 0  # one query row of text 0 sees no key at all
+    for layer in layers:
+        layer(x, x, attention_mask=mask)
+    layers[1].set_weights(layers[0].get_weights())
+    use_fast_layers(layers[1])
+    assert layers[1]._masked_softmax.__func__ is fast_masked_softmax
+
+    def run(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, x, attention_mask=mask, training=False)
+            weights = tf.cast(tf.reshape(tf.range(tf.size(y)) % 5, tf.shape(y)), tf.float32)
+            total = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
+        return [y, *tape.gradient(total, [x, *layer.trainable_variables])]
+
+    fast, stock = run(layers[1]), run(layers[0])
+    f32 = lambda t: np.asarray(tf.cast(t, tf.float32))  # noqa: E731
+    # One absolute scale for all: the key bias's gradient is 0 in exact arithmetic (softmax ignores a
+    # shift of all scores), so both sides hold only rounding noise there.
+    scale = max(np.abs(f32(b)).max() for b in stock)
+    for a, b in zip(fast, stock):
+        np.testing.assert_allclose(f32(a), f32(b), rtol=tolerance, atol=tolerance * scale)
+    # The text with no real token gets Keras' answer: zero attention, so its output is the output bias
+    # (rounded to bf16 under mixed precision).
+    bias = np.asarray(tf.cast(layers[0].output_dense.bias, tf.float32))
+    np.testing.assert_allclose(f32(fast[0])[2], np.broadcast_to(bias, (6, 8)), atol=1e-6 + tolerance * np.abs(bias).max())
+    # The common case does no second pass: one SelectV2 fewer per direction than Keras' softmax.
+    graphs = [tf.function(lambda layer=layer: run(layer)).get_concrete_function().graph for layer in layers]
+    selects = [sum(op.type == "SelectV2" for op in g.get_operations()) for g in graphs]
+    assert selects[1] < selects[0]
+
+
 # Tolerances: 1 + tanh cancels near x = -5 in float32; XLA's tanh is ~1e-7 relative.
 @pytest.mark.parametrize("dtype,tolerance", [("float64", 1e-6), ("float32", 2e-5), ("bfloat16", 2e-2)])
 def test_fused_gelu_matches_keras_gelu_and_its_gradient(dtype, tolerance):
@@ -255,6 +301,8 @@ def test_classifier_uses_fast_layers_and_reloads(tiny_model, tmp_path):
     assert calls.count(fast_dropout_call) == 1 + 2 * 3 + 2  # embeddings, 3 per encoder layer, the head's 2
     assert calls.count(fast_dense_call) == 2 * 2 + 1 + 2  # 2 per encoder layer, the pooler, the head's 2
     assert calls.count(fast_einsum_dense_call) == 4 * 2  # query, key, value, output per encoder layer
+    softmaxes = [getattr(layer.__dict__.get("_masked_softmax"), "__func__", None) for layer in tiny_model._flatten_layers()]
+    assert softmaxes.count(fast_masked_softmax) == 2  # one attention per encoder layer
     path = str(tmp_path / "m.keras")
     tiny_model.save(path)
     again = keras.saving.load_model(path)

@@ -202,6 +202,36 @@ def fast_einsum_dense_call(layer: keras.layers.EinsumDense, inputs, training=Non
     return x
 
 
+def fast_masked_softmax(layer: keras.layers.MultiHeadAttention, scores, attention_mask=None):
+    """`MultiHeadAttention._masked_softmax` with the mask added to the scores instead of selected twice.
+
+    Keras' masked softmax is `where(mask, scores, -1e9)`, softmax, then
+    `where(mask, probs, 0)`: two passes over the (batch, heads, T, S) scores
+    forward and their two `where`s backward (the largest tensors of a BERT
+    layer at T >= 40, and bf16 `SelectV2` is an element-by-element Eigen loop
+    on CPU). Here the mask becomes a (batch, T or 1, S) bias of 0 / -1e9 that is
+    broadcast-added before the softmax, whose gradient is the identity. The
+    result is the same: exp(-1e9 - max) is exactly 0, so masked keys already
+    get probability 0. Only a query row whose keys are *all* masked differs
+    (Keras zeroes it; softmax would spread it evenly): no text from
+    TextPreprocessor has one ([CLS] is always a real token), so that case is
+    checked on the small mask and the second `where` runs only then.
+
+    Other shapes (a mask of another rank, attention over several axes) take
+    Keras' own method.
+    """
+    if attention_mask is None or len(scores.shape) != 4 or len(attention_mask.shape) != 3 \
+            or tuple(layer._attention_axes) != (1,):
+        return type(layer)._masked_softmax(layer, scores, attention_mask)
+    keep = attention_mask if attention_mask.dtype == tf.bool else attention_mask > tf.cast(0.5, attention_mask.dtype)
+    negative = -3e4 if scores.dtype == tf.float16 else -1e9  # keras.layers.Softmax's values
+    bias = tf.where(keep, tf.zeros([], scores.dtype), tf.constant(negative, scores.dtype))[:, None]  # over heads
+    probs = tf.nn.softmax(scores + bias)
+    keep = keep[:, None]
+    empty_row = tf.logical_not(tf.reduce_any(keep, axis=-1))
+    return tf.cond(tf.reduce_any(empty_row), lambda: tf.where(keep, probs, tf.zeros([], probs.dtype)), lambda: probs)
+
+
 FAST_CALLS = {
     keras.layers.Dropout: fast_dropout_call,
     keras.layers.Dense: fast_dense_call,
@@ -210,7 +240,8 @@ FAST_CALLS = {
 
 
 def use_fast_layers(model: keras.Layer) -> keras.Layer:
-    """Give every plain Dropout / Dense / EinsumDense inside `model` the faster `call` above, in place; return `model`.
+    """Give every plain Dropout / Dense / EinsumDense inside `model` the faster `call` above, and every
+    MultiHeadAttention `fast_masked_softmax`, in place; return `model`.
 
     keras-hub builds these layers itself, so they are switched after the fact,
     per instance: the layers keep their class, config and weights, so saving
@@ -221,6 +252,8 @@ def use_fast_layers(model: keras.Layer) -> keras.Layer:
     for layer in model._flatten_layers(include_self=True, recursive=True):
         if type(layer) in FAST_CALLS:
             layer.call = types.MethodType(FAST_CALLS[type(layer)], layer)
+        elif isinstance(layer, keras.layers.MultiHeadAttention):  # keras-hub's CachedMultiHeadAttention too
+            layer._masked_softmax = types.MethodType(fast_masked_softmax, layer)
     return model
 
 
