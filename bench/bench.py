@@ -227,7 +227,7 @@ class TfbertSystem:
         ds, self.position = self.ds.skip(self.position), self.position + steps
         # Length-bucketed batches differ in length, so examples/s of a few batches
         # depends on which batches they were; real tokens/s (what MFU is taken on)
-        # does not. The stream is deterministic: count the timed batches' tokens.
+        # does not. The stream is deterministic: count the timed batches' real lengths.
         lengths = np.concatenate([np.sum(features["padding_mask"], axis=1) for features, _ in ds.skip(1).take(steps - 1)])
         seconds = fit_seconds(self.model, ds, steps)
         self.calls.append(((steps - 1) * self.batch_size, int(lengths.sum()), training_flops(self.backbone, lengths), seconds))
@@ -405,7 +405,7 @@ def main(argv=None) -> int:
     examples = sum(e for e, *_ in calls)
     per_call = [e / s for e, *_, s in calls]
     train["tfbert"] = examples / seconds
-    real_tokens_per_s = sum(t for _, t, _, _ in calls) / seconds
+    real_tokens_per_s = sum(t for _, t, *_ in calls) / seconds
     anchors = [anchor for anchor, _ in rates]
     rate = statistics.median(anchors)
     mfus = [model / anchor for model, anchor in zip(flops_per_s, anchors)]

@@ -224,12 +224,11 @@ def fast_masked_softmax(layer: keras.layers.MultiHeadAttention, scores, attentio
             or tuple(layer._attention_axes) != (1,):
         return type(layer)._masked_softmax(layer, scores, attention_mask)
     keep = attention_mask if attention_mask.dtype == tf.bool else attention_mask > tf.cast(0.5, attention_mask.dtype)
+    keep = keep[:, None]  # broadcast over the heads axis
     negative = -3e4 if scores.dtype == tf.float16 else -1e9  # keras.layers.Softmax's values
-    bias = tf.where(keep, tf.zeros([], scores.dtype), tf.constant(negative, scores.dtype))[:, None]  # over heads
-    probs = tf.nn.softmax(scores + bias)
-    keep = keep[:, None]
-    empty_row = tf.logical_not(tf.reduce_any(keep, axis=-1))
-    return tf.cond(tf.reduce_any(empty_row), lambda: tf.where(keep, probs, tf.zeros([], probs.dtype)), lambda: probs)
+    probs = tf.nn.softmax(scores + tf.where(keep, tf.zeros([], scores.dtype), tf.constant(negative, scores.dtype)))
+    every_row_has_a_key = tf.reduce_all(tf.reduce_any(keep, axis=-1))
+    return tf.cond(every_row_has_a_key, lambda: probs, lambda: tf.where(keep, probs, tf.zeros([], probs.dtype)))
 
 
 FAST_CALLS = {
