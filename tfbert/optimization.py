@@ -119,6 +119,12 @@ class AdamW(keras.optimizers.AdamW):
                 "and none of the model's variables is named so; leave --layer-lr-decay at 1.0 for this model."
             )
         self._lr_multipliers = [self.layer_lr_decay ** depth for depth in layer_depths(paths)]
+        # Which rows of each embedding table have ever had a gradient (see `_sparse_adam`);
+        # an optimizer variable, so backups and checkpoints carry it with the moments.
+        self._touched_rows = [
+            self.add_variable((v.shape[0],), name=f"{v.name}_touched_rows") if _is_embedding_table(v) else None
+            for v in variables
+        ]
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         if self.clip_global_norm is None:
@@ -169,6 +175,14 @@ class AdamW(keras.optimizers.AdamW):
             tf_variable.assign_sub(tf_variable * (lr * tf.cast(self.weight_decay, dtype)))
         step = tf.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        touched = self._touched_rows[index]
+        if touched is not None:
+            touched = _tf_variable(touched)
+            if isinstance(gradient, tf.IndexedSlices):
+                return _sparse_adam(tf_variable, _tf_variable(self._momentums[index]),
+                                    _tf_variable(self._velocities[index]), touched, tf.cast(gradient, dtype),
+                                    lr, beta_1, beta_2, tf.cast(self.epsilon, dtype), step)
+            touched.assign(tf.ones_like(touched))  # a dense gradient reaches every row
         tf.raw_ops.ResourceApplyAdam(
             var=tf_variable.handle,
             m=_tf_variable(self._momentums[index]).handle,
@@ -184,6 +198,47 @@ class AdamW(keras.optimizers.AdamW):
 
     def get_config(self):
         return {**super().get_config(), "clip_global_norm": self.clip_global_norm, "layer_lr_decay": self.layer_lr_decay}
+
+
+def _is_embedding_table(variable) -> bool:
+    """Keras' Embedding, and keras-hub's token/position embeddings, name their table `embeddings`."""
+    return len(variable.shape) == 2 and variable.path.rsplit("/", 1)[-1] == "embeddings"
+
+
+def _sparse_adam(variable, m, v, touched, gradient, lr, beta_1, beta_2, epsilon, step):
+    """`ResourceApplyAdam` with `gradient` made dense, computed on the rows it can change only.
+
+    A row that has never had a gradient has m = v = 0, and Adam's step on it
+    with g = 0 is exactly 0: m and v stay 0 and var -= lr * 0 / (0 + eps). So
+    only the rows ever touched (the running union of the gradients' rows,
+    kept in `touched`) need the update; the others would be rewritten with
+    their own values. On MiniLM's 30,522 x 384 table, which the default
+    Chinese corpus reaches at ~950 rows, the dense Adam took ~10 ms of a
+    ~280 ms bf16 step (reading and writing 11.7M weights and both moments)
+    and this one 1.6 ms (Zen 5 CPU, alone); over whole alternated `fit`
+    calls, 6,401 against 6,330 real tokens/s (+1.1%, inside the noise).
+    The arithmetic is the kernel's, op for op, so the result is bit-identical
+    (tests/test_optimization.py). Weight decay stays dense (the caller's),
+    since it moves every row.
+    """
+    import tensorflow as tf
+
+    indices = tf.cast(gradient.indices, tf.int64)
+    touched.scatter_update(tf.IndexedSlices(tf.ones_like(indices, touched.dtype), indices))
+    rows = tf.reshape(tf.where(touched > 0), [-1])  # sorted
+    # The gradient on those rows, repeated rows summed (as making it dense would).
+    shape = tf.concat([tf.size(rows, out_type=tf.int64)[None], tf.shape(gradient.values, out_type=tf.int64)[1:]], 0)
+    grad = tf.scatter_nd(tf.searchsorted(rows, indices, out_type=tf.int64)[:, None], gradient.values, shape)
+    m_rows = tf.gather(m, rows)
+    v_rows = tf.gather(v, rows)
+    # As tensorflow/core/kernels/training_ops.cc computes ApplyAdam, in the same order.
+    m_rows = m_rows + (grad - m_rows) * (1 - beta_1)
+    v_rows = v_rows + (tf.square(grad) - v_rows) * (1 - beta_2)
+    alpha = lr * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
+    var_rows = tf.gather(variable, rows) - (m_rows * alpha) / (tf.sqrt(v_rows) + epsilon)
+    m.scatter_update(tf.IndexedSlices(m_rows, rows))
+    v.scatter_update(tf.IndexedSlices(v_rows, rows))
+    variable.scatter_update(tf.IndexedSlices(var_rows, rows))
 
 
 def _rows_summed(gradient):
