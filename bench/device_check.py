@@ -4,10 +4,28 @@
     python bench/device_check.py --strategy mirrored --steps 100 --batch-size 128
     python bench/device_check.py --num-layers 12 --hidden-dim 768 --num-heads 12 --intermediate-dim 3072  # BERT-base size
 
-Prints one line per variant (precision x XLA) with examples/s and the replica
-count, then one JSON object. On a machine without GPUs it says so and still
-runs on the CPU. Steps before timing (warmup) compile the graph and are not
-counted.
+Variants: fp32, mixed (what `--mixed-precision` trains in: mixed_float16 on a
+GPU, mixed_bfloat16 elsewhere) and bf16 (mixed_bfloat16 everywhere: H100/H200
+tensor cores run bf16 at fp16's rate without loss scaling), each optionally
++xla. Prints one line per variant with examples/s, real tokens/s and MFU, then
+one JSON object. On a machine without GPUs it says so and still runs on the
+CPU. Steps before timing (warmup) compile the graph and are not counted, nor
+is the timed `fit` call's first step or its teardown (`bench.fit_seconds`).
+
+MFU: model FLOPs on the real (non-pad) tokens of the timed batches
+(`bench.training_flops`, counted in those very batches: the stream is
+deterministic) per second, over the rate of a square matmul in the variant's
+compute dtype measured on one device right after the timed call, times the
+replica count. The matmul is a chain of [8192, 8192] ones on a GPU (a 2048
+one is ~20 us on an H200 and would measure launch overhead; see `_gpu_anchor`)
+and bench.py's [2048, 2048] on a CPU.
+
+Under XLA each (batch, length) shape compiles once, and length bucketing
+makes 32 of them (4-token buckets up to 128): with `--bucket` the first
+epoch of an XLA variant is mostly compiling, so time XLA with `--no-bucket`
+(one shape; `mfu_all_tokens` then says what the device computed, padding
+included) or warm up over a whole epoch. README "Scaling out" has the GPU
+command issue #8 asks for.
 """
 
 from __future__ import annotations
@@ -17,7 +35,6 @@ import json
 import logging
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,8 +42,44 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 logger = logging.getLogger("device_check")
 
 
-def _variant(args, strategy, texts, labels, mixed: bool, jit: bool) -> dict:
+def _bench_module():
+    """bench/bench.py, loaded by path: `import bench` would be ambiguous with the bench/ folder."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tfbert_bench", os.path.join(os.path.dirname(__file__), "bench.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # autograph looks a traced function's module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _gpu_anchor(dtype: str, n: int = 8192, chain: int = 8):
+    """The GPU's matmul rate: `chain` dependent [n, n] matmuls per call, returning one element.
+
+    bench.anchor_matmul returns its whole product, and `sustained_rates` copies
+    it to the host: 128 MB per call, longer than an H200's ~1 ms [8192, 8192]
+    bf16 matmul itself. Here each product feeds the next (so no matmul can be
+    dropped or merged) and only one element comes back. The operand is scaled
+    by 1/sqrt(n) so the chain's values stay in range. Returns (function, FLOPs).
+    """
+    import tensorflow as tf
+
+    a = tf.cast(tf.random.normal((n, n)) / n**0.5, dtype)
+
+    @tf.function
+    def run():
+        x = a
+        for _ in range(chain):
+            x = tf.matmul(x, a)
+        return x[0, 0]
+
+    return run, chain * 2 * n**3
+
+
+def _variant(args, strategy, texts, labels, precision: str, jit: bool) -> dict:
     import keras
+    import numpy as np
+    import tensorflow as tf
     import keras_hub
 
     from tfbert.config import ModelConfig
@@ -35,29 +88,48 @@ def _variant(args, strategy, texts, labels, mixed: bool, jit: bool) -> dict:
     from tfbert.optimization import build_optimizer
     from tfbert.preprocessing import TextPreprocessor, learn_vocabulary, make_training_dataset
 
+    bench = _bench_module()
     keras.utils.set_random_seed(0)
-    policy = set_precision(mixed)
+    if precision == "bf16":
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        policy = "mixed_bfloat16"
+    else:
+        policy = set_precision(precision == "mixed")
     vocab = learn_vocabulary(texts[:5000], 8000)
     config = ModelConfig(num_layers=args.num_layers, hidden_dim=args.hidden_dim, num_heads=args.num_heads,
                          intermediate_dim=args.intermediate_dim)
     with strategy.scope():
         pre = TextPreprocessor(keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True), args.max_seq_length)
-        model = build_classifier(build_backbone(config, len(vocab), args.max_seq_length), 2)
+        backbone = build_backbone(config, len(vocab), args.max_seq_length)
+        model = build_classifier(backbone, 2)
         model.compile(optimizer=build_optimizer(5e-4, 10_000, 0.1, 0.01), loss="binary_crossentropy", jit_compile=jit)
     ds, _ = make_training_dataset(pre, texts, labels, batch_size=args.batch_size, seed=0, bucket=args.bucket)
     model.fit(ds, steps_per_epoch=args.warmup_steps, epochs=1, verbose=0)  # compile + warm caches
-    start = time.perf_counter()
-    model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0)
-    seconds = time.perf_counter() - start
+    # Each fit call starts a new iterator at the same deterministic stream, so the
+    # timed steps (all but the first) are these batches.
+    masks = [np.asarray(f["padding_mask"]) for f, _ in ds.skip(1).take(args.steps - 1)]
+    lengths = np.concatenate([np.sum(mask, axis=1) for mask in masks])
+    padded = np.concatenate([np.full(len(mask), mask.shape[1]) for mask in masks])
+    seconds = bench.fit_seconds(model, ds, args.steps)
     keras.mixed_precision.set_global_policy("float32")
-    return {"policy": policy, "jit_compile": jit, "replicas": strategy.num_replicas_in_sync,
-            "examples_per_s": round(args.steps * args.batch_size / seconds, 1), "seconds": round(seconds, 2)}
+    gpu = bool(tf.config.list_logical_devices("GPU"))
+    dtype = "float32" if policy == "float32" else policy.removeprefix("mixed_")
+    (anchor,) = bench.sustained_rates([_gpu_anchor(dtype) if gpu else bench.anchor_matmul(dtype)])
+    replicas = strategy.num_replicas_in_sync
+    flops_per_s = bench.training_flops(backbone, lengths) / seconds
+    return {"policy": policy, "jit_compile": jit, "replicas": replicas,
+            "examples_per_s": round((args.steps - 1) * args.batch_size / seconds, 1),
+            "real_tokens_per_s": round(float(lengths.sum()) / seconds, 1), "seconds": round(seconds, 2),
+            "model_tflops": round(flops_per_s / 1e12, 3), "matmul_tflops_per_device": round(anchor / 1e12, 3),
+            "mfu_real_tokens": round(flops_per_s / (anchor * replicas), 3),
+            # What the device computed, [PAD] included: with --no-bucket most of the gap to the real-token MFU.
+            "mfu_all_tokens": round(bench.training_flops(backbone, padded) / seconds / (anchor * replicas), 3)}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--strategy", default="auto")
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=30, help="timed steps (the first is not counted); at least 2")
     parser.add_argument("--warmup-steps", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-seq-length", type=int, default=128)
@@ -68,6 +140,11 @@ def main(argv=None) -> int:
     parser.add_argument("--bucket", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--variants", default="fp32,mixed,fp32+xla,mixed+xla")
     args = parser.parse_args(argv)
+    for name in args.variants.split(","):
+        if name.split("+")[0] not in ("fp32", "mixed", "bf16") or name.split("+")[1:] not in ([], ["xla"]):
+            parser.error(f"--variants: {name!r} is not one of fp32, mixed, bf16, each optionally +xla")
+    if args.steps < 2:
+        parser.error(f"--steps {args.steps}: the first timed step is not counted, so at least 2 are needed")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
 
     import numpy as np
@@ -84,8 +161,12 @@ def main(argv=None) -> int:
     labels = np.array([[float(label == "positive")] for label in corpus.labels], np.float32)
     results = []
     for name in args.variants.split(","):
-        result = {"variant": name, **_variant(args, strategy, corpus.texts, labels, "mixed" in name, "xla" in name)}
-        print(f"{name:>10}: {result['examples_per_s']:8.1f} examples/s ({result['policy']}, {result['replicas']} replica(s))")
+        precision = name.split("+")[0]
+        result = {"variant": name, **_variant(args, strategy, corpus.texts, labels, precision, "xla" in name)}
+        print(f"{name:>10}: {result['examples_per_s']:8.1f} examples/s, {result['real_tokens_per_s']:9.0f} real "
+              f"tokens/s, {result['model_tflops']:.3f} model TFLOP/s = {result['mfu_real_tokens']:.1%} of "
+              f"{result['matmul_tflops_per_device']:.3f} TFLOP/s x {result['replicas']} replica(s) "
+              f"({result['mfu_all_tokens']:.1%} counting [PAD]; {result['policy']})")
         results.append(result)
     print(json.dumps({"gpus": len(gpus), "results": results}))
     return 0

@@ -39,3 +39,34 @@ def test_precision_auto_follows_the_cpu(bench, monkeypatch, flags, auto):
     monkeypatch.setattr(distribute, "cpu_flags", lambda: flags)
     assert bench.resolve_precision("auto") is auto
     assert bench.resolve_precision("mixed") is True and bench.resolve_precision("fp32") is False
+
+
+@pytest.fixture(scope="module")
+def device_check():
+    spec = importlib.util.spec_from_file_location("tfbert_device_check", os.path.join(os.path.dirname(BENCH),
+                                                                                      "device_check.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_anchor_runs_the_whole_chain(device_check):
+    """The GPU anchor's FLOPs must be the matmuls it runs: its element is that of a^(chain + 1), its count chain x 2n^3."""
+    import numpy as np
+
+    fn, flops = device_check._gpu_anchor("float32", n=4, chain=3)
+    assert flops == 3 * 2 * 4**3
+    value = float(fn())
+    # The operand is random and reachable only as the function's captured input.
+    (operand,) = fn.get_concrete_function().captured_inputs
+    expected = np.linalg.matrix_power(operand.numpy(), 4)[0, 0]
+    np.testing.assert_allclose(value, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("argv, message", [(["--variants", "fp16"], "not one of fp32, mixed, bf16"),
+                                           (["--variants", "bf16+jit"], "not one of fp32, mixed, bf16"),
+                                           (["--steps", "1"], "at least 2")])
+def test_device_check_rejects_bad_flags_before_any_work(device_check, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        device_check.main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -146,6 +146,26 @@ def test_embedding_update_on_touched_rows_is_bit_identical_to_the_dense_update()
     assert np.all(sparse[1][never] == 0) and not np.allclose(sparse[0][never], table[never])  # decay only
 
 
+def _batch(token_ids):
+    import tensorflow as tf
+
+    ids = tf.constant([token_ids, token_ids[::-1]], tf.int32)
+    return {"token_ids": ids, "segment_ids": tf.zeros_like(ids), "padding_mask": tf.ones_like(ids, tf.bool)}
+
+
+def _compiled(jit_compile=False):
+    """A 1-layer classifier without dropout, so two of them train alike."""
+    keras.utils.set_random_seed(0)
+    model = build_classifier(build_backbone(ModelConfig(num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16,
+                                                        dropout=0.0), len(TINY_VOCAB), 16), 2, dropout=0.0)
+    model.compile(optimizer=build_optimizer(1e-2, 10, 0.0, 0.01), loss="binary_crossentropy", jit_compile=jit_compile)
+    return model
+
+
+def _token_table_index(model):
+    return next(i for i, v in enumerate(model.trainable_variables) if v.path.endswith("token_embedding/embeddings"))
+
+
 def test_a_model_reloaded_mid_run_updates_the_rows_touched_before_the_save(tmp_path):
     """The touched rows are optimizer state: saved with the weights, so a resumed run continues as the unbroken one.
 
@@ -153,38 +173,44 @@ def test_a_model_reloaded_mid_run_updates_the_rows_touched_before_the_save(tmp_p
     rows touched only before it move on their moments alone: forgetting them
     on reload would freeze those rows and the runs would part.
     """
-    import tensorflow as tf
-
-    def batch(token_ids):
-        ids = tf.constant([token_ids, token_ids[::-1]], tf.int32)
-        return {"token_ids": ids, "segment_ids": tf.zeros_like(ids), "padding_mask": tf.ones_like(ids, tf.bool)}
-
-    def compiled():
-        keras.utils.set_random_seed(0)
-        model = build_classifier(build_backbone(ModelConfig(num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16,
-                                                            dropout=0.0), len(TINY_VOCAB), 16), 2, dropout=0.0)
-        model.compile(optimizer=build_optimizer(1e-2, 10, 0.0, 0.01), loss="binary_crossentropy")
-        return model
-
     labels = np.array([[1.0], [0.0]], np.float32)
-    before, after = [batch([1, 5, 6, 7, 2]), batch([1, 8, 9, 2, 0])], [batch([1, 20, 21, 2]), batch([1, 22, 2])]
-    model = compiled()
+    before, after = [_batch([1, 5, 6, 7, 2]), _batch([1, 8, 9, 2, 0])], [_batch([1, 20, 21, 2]), _batch([1, 22, 2])]
+    model = _compiled()
     for features in before:
         model.train_on_batch(features, labels)
     model.save_weights(tmp_path / "mid.weights.h5")
-    reloaded = compiled()
+    reloaded = _compiled()
     reloaded.optimizer.build(reloaded.trainable_variables)
     reloaded.load_weights(tmp_path / "mid.weights.h5")
     for features in after:
         model.train_on_batch(features, labels)
         reloaded.train_on_batch(features, labels)
-    table = next(i for i, v in enumerate(model.trainable_variables) if v.path.endswith("token_embedding/embeddings"))
-    touched = np.asarray(reloaded.optimizer._touched_rows[table])
+    touched = np.asarray(reloaded.optimizer._touched_rows[_token_table_index(model)])
     assert set(np.flatnonzero(touched)) == {0, 1, 2, 5, 6, 7, 8, 9, 20, 21, 22}
     for ours, expected in zip(reloaded.trainable_variables, model.trainable_variables):
         # To rounding only: the reloaded run differs from the unbroken one in the last bit of the [CLS] and
         # [SEP] rows with or without the touched-row update (measured); forgotten rows would be ~1e-2 off.
         np.testing.assert_allclose(np.asarray(ours), np.asarray(expected), rtol=1e-5, atol=1e-7, err_msg=expected.path)
+
+
+def test_xla_training_updates_embeddings_like_the_sparse_path():
+    """`jit_compile=True` cannot compile the touched-row update (its row count is no static shape): it falls back
+    to the dense kernel, keeps the touched set exact, and trains as the graph run does (to XLA's rounding)."""
+    labels = np.array([[1.0], [0.0]], np.float32)
+    batches = [_batch([1, 5, 6, 7, 2]), _batch([1, 8, 5, 2, 0]), _batch([1, 20, 2])]
+    runs = []
+    for jit_compile in (False, True):
+        model = _compiled(jit_compile)
+        for features in batches:
+            model.train_on_batch(features, labels)
+        runs.append(model)
+    graph, xla = runs
+    table = _token_table_index(graph)
+    np.testing.assert_array_equal(np.asarray(xla.optimizer._touched_rows[table]),
+                                  np.asarray(graph.optimizer._touched_rows[table]))
+    assert set(np.flatnonzero(np.asarray(xla.optimizer._touched_rows[table]))) == {0, 1, 2, 5, 6, 7, 8, 20}
+    for ours, expected in zip(xla.trainable_variables, graph.trainable_variables):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(expected), rtol=1e-4, atol=1e-6, err_msg=expected.path)
 
 
 def _tiny_classifier(num_layers=2):

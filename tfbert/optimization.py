@@ -178,11 +178,18 @@ class AdamW(keras.optimizers.AdamW):
         touched = self._touched_rows[index]
         if touched is not None:
             touched = _tf_variable(touched)
-            if isinstance(gradient, tf.IndexedSlices):
+            if not isinstance(gradient, tf.IndexedSlices):
+                touched.assign(tf.ones_like(touched))  # a dense gradient reaches every row
+            elif not _in_xla_context():
                 return _sparse_adam(tf_variable, _tf_variable(self._momentums[index]),
                                     _tf_variable(self._velocities[index]), touched, tf.cast(gradient, dtype),
                                     lr, beta_1, beta_2, tf.cast(self.epsilon, dtype), step)
-            touched.assign(tf.ones_like(touched))  # a dense gradient reaches every row
+            else:
+                # Under `jit_compile` the touched rows' count is not a compile-time
+                # shape, so XLA cannot compile `_sparse_adam`: keep the set exact
+                # (a later run without XLA relies on it) and update every row below.
+                indices = tf.cast(gradient.indices, tf.int64)
+                touched.scatter_update(tf.IndexedSlices(tf.ones_like(indices, touched.dtype), indices))
         tf.raw_ops.ResourceApplyAdam(
             var=tf_variable.handle,
             m=_tf_variable(self._momentums[index]).handle,
@@ -261,6 +268,14 @@ def _rows_summed(gradient):
     rows, position = tf.unique(gradient.indices)
     values = tf.math.unsorted_segment_sum(gradient.values, position, tf.shape(rows)[0])
     return tf.IndexedSlices(values, rows, gradient.dense_shape)
+
+
+def _in_xla_context() -> bool:
+    """Whether the graph being traced compiles with XLA (`model.compile(jit_compile=True)`, `--jit-compile`)."""
+    import tensorflow as tf
+    from tensorflow.python.ops import control_flow_util  # no public equivalent; Keras 2 used it the same way
+
+    return not tf.executing_eagerly() and control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 def _tf_variable(variable):
