@@ -11,12 +11,16 @@ import pytest
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "bench.py")
 
 
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("tfbert_bench", BENCH)
+def _load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return _load("tfbert_bench", BENCH)
 
 
 def test_training_flops_golden(bench):
@@ -43,11 +47,7 @@ def test_precision_auto_follows_the_cpu(bench, monkeypatch, flags, auto):
 
 @pytest.fixture(scope="module")
 def device_check():
-    spec = importlib.util.spec_from_file_location("tfbert_device_check", os.path.join(os.path.dirname(BENCH),
-                                                                                      "device_check.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load("tfbert_device_check", os.path.join(os.path.dirname(BENCH), "device_check.py"))
 
 
 def test_gpu_anchor_runs_the_whole_chain(device_check):

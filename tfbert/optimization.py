@@ -188,8 +188,7 @@ class AdamW(keras.optimizers.AdamW):
                 # Under `jit_compile` the touched rows' count is not a compile-time
                 # shape, so XLA cannot compile `_sparse_adam`: keep the set exact
                 # (a later run without XLA relies on it) and update every row below.
-                indices = tf.cast(gradient.indices, tf.int64)
-                touched.scatter_update(tf.IndexedSlices(tf.ones_like(indices, touched.dtype), indices))
+                _mark_rows(touched, gradient.indices)
         tf.raw_ops.ResourceApplyAdam(
             var=tf_variable.handle,
             m=_tf_variable(self._momentums[index]).handle,
@@ -230,8 +229,7 @@ def _sparse_adam(variable, m, v, touched, gradient, lr, beta_1, beta_2, epsilon,
     """
     import tensorflow as tf
 
-    indices = tf.cast(gradient.indices, tf.int64)
-    touched.scatter_update(tf.IndexedSlices(tf.ones_like(indices, touched.dtype), indices))
+    indices = _mark_rows(touched, gradient.indices)
     rows = tf.reshape(tf.where(touched > 0), [-1])  # sorted
     # The gradient on those rows, repeated rows summed (as making it dense would).
     shape = tf.concat([tf.size(rows, out_type=tf.int64)[None], tf.shape(gradient.values, out_type=tf.int64)[1:]], 0)
@@ -268,6 +266,15 @@ def _rows_summed(gradient):
     rows, position = tf.unique(gradient.indices)
     values = tf.math.unsorted_segment_sum(gradient.values, position, tf.shape(rows)[0])
     return tf.IndexedSlices(values, rows, gradient.dense_shape)
+
+
+def _mark_rows(touched, indices):
+    """Add a gradient's rows to the touched set; returns the indices as int64."""
+    import tensorflow as tf
+
+    indices = tf.cast(indices, tf.int64)
+    touched.scatter_update(tf.IndexedSlices(tf.ones_like(indices, touched.dtype), indices))
+    return indices
 
 
 def _in_xla_context() -> bool:
