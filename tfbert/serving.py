@@ -8,22 +8,84 @@ the gRPC request builder imports tensorflow-serving-api's protos lazily.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel uses)
 
+from tfbert.config import REQUEST_FORMATS
+
 logger = logging.getLogger(__name__)
 
 ASSETS_EXTRA = "assets.extra"
 SIGNATURE = "serving_default"
-REQUEST_FORMATS = ("row", "columnar")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportMetadata:
+    """What an export records in `assets.extra/config.json`, and every reader reads back.
+
+    Args:
+        model_name: the name TF Serving serves it under.
+        task: the task type ("classification").
+        label_names: the probability columns, in order.
+        text_column, label_column, text_pair_column: the training file's columns (evaluate.py's defaults).
+        threshold: the decision threshold of binary tasks.
+        dataset: the training data's name (its file stem, or the default corpus's).
+        learning_rate: the peak learning rate the run used.
+        run_dir: the run's TensorBoard directory.
+        config: the resolved TrainConfig.
+    """
+
+    model_name: str
+    task: str
+    label_names: tuple[str, ...]
+    text_column: str = "text"
+    label_column: str = "label"
+    text_pair_column: str | None = None
+    threshold: float = 0.5
+    dataset: str = ""
+    learning_rate: float | None = None
+    run_dir: str = ""
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False)
+
+    @classmethod
+    def read(cls, version_dir: str) -> ExportMetadata | None:
+        """The metadata of an export; None when it has no config.json."""
+        path = os.path.join(version_dir, ASSETS_EXTRA, "config.json")
+        if not os.path.isfile(path):
+            return None
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f)
+        known = {field.name for field in dataclasses.fields(cls)}
+        values["label_names"] = tuple(values.get("label_names", ()))
+        return cls(**{name: value for name, value in values.items() if name in known})
+
+
+def version_numbers(base_dir: str, servable_only: bool = False) -> list[int]:
+    """Integer version directories under `base_dir`, ascending (TF Serving ignores other names).
+
+    With `servable_only`, only those holding a saved_model.pb.
+    """
+    if not os.path.isdir(base_dir):
+        return []
+    versions = []
+    for name in os.listdir(base_dir):
+        path = os.path.join(base_dir, name)
+        if name.isdigit() and os.path.isdir(path) and (not servable_only or os.path.isfile(os.path.join(path, "saved_model.pb"))):
+            versions.append(int(name))
+    return sorted(versions)
 
 
 def resolve_version_dir(path: str) -> str:
@@ -37,9 +99,7 @@ def resolve_version_dir(path: str) -> str:
         raise FileNotFoundError(f"--model {path!r} does not exist. Point it at <export-dir>/<model-name>.")
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         return path
-    versions = []
-    if os.path.isdir(path):
-        versions = sorted(int(n) for n in os.listdir(path) if n.isdigit() and os.path.isfile(os.path.join(path, n, "saved_model.pb")))
+    versions = version_numbers(path, servable_only=True)
     if not versions:
         raise ValueError(
             f"--model {path!r} is not a tfbert export: expected saved_model.pb in it, or integer version "
@@ -82,11 +142,7 @@ class LocalModel(_Served):
             raise ValueError(f"{self.path!r} has no {ASSETS_EXTRA}/labels.txt; it was not exported by tfbert.")
         with open(labels_path, encoding="utf-8") as f:
             self.label_names = [line.rstrip("\n") for line in f if line.rstrip("\n")]
-        config_path = os.path.join(extra, "config.json")
-        self.config = {}
-        if os.path.isfile(config_path):
-            with open(config_path, encoding="utf-8") as f:
-                self.config = json.load(f)
+        self.metadata = ExportMetadata.read(self.path)
         self._loaded = tf.saved_model.load(self.path)
         self._serve = self._loaded.signatures[SIGNATURE]
         self.pair = "text_pair" in self._serve.structured_input_signature[1]
@@ -166,3 +222,17 @@ class RemoteModel(_Served):
             names = outputs["label_names"][0] if outputs["label_names"] else self.label_names
         self.label_names = list(names)
         return np.asarray(probabilities, dtype=np.float32).reshape(len(texts), -1)
+
+
+def prediction_records(texts: Sequence[str], pairs: Sequence[str] | None, probabilities: np.ndarray,
+                       predicted: np.ndarray, label_names: Sequence[str]) -> list[dict[str, Any]]:
+    """One JSON-ready record per text: `text` (and `text_pair`), the `predicted` ids' names as `label`, and `{name: p}`."""
+    records = []
+    for i, row in enumerate(probabilities):
+        record = {"text": texts[i]}
+        if pairs is not None:
+            record["text_pair"] = pairs[i]
+        record["label"] = label_names[int(predicted[i])]
+        record["probabilities"] = {name: round(float(p), 6) for name, p in zip(label_names, row)}
+        records.append(record)
+    return records

@@ -1,4 +1,14 @@
-"""Training, top to bottom: data -> preprocessing + model (in a strategy scope) -> fit -> metrics -> export."""
+"""Fine-tuning, top to bottom: data -> task -> model (in a strategy scope) -> tf.data -> fit -> metrics -> export.
+
+    splits = load_splits(config)                  files -> de-duplicated train / validation
+    task = ClassificationTask.from_labels(...)    targets, head, loss, metrics
+    run = start_run(...)                          strategy, worker, run paths, resumed epoch
+    model = build_model(...)                      preprocessor + BERT + head, fast layers
+    data = build_datasets(...)                    tokenized once, length-bucketed
+    fitted = loop.fit(...)                        backups, TensorBoard, early stopping
+    metrics = validation metrics, baseline, ensemble
+    export_model(...)                             TF Serving SavedModel (chief only)
+"""
 
 from __future__ import annotations
 
@@ -6,387 +16,204 @@ import dataclasses
 import json
 import logging
 import os
-import sys
-import tempfile
-import time
+from typing import Any
 
 import keras
 import keras_hub
 import numpy as np
 import tensorflow as tf
 
-from tfbert import callbacks as callbacks_lib
-from tfbert import data as data_lib
-from tfbert.baseline import GraphBaseline, tfidf_baseline
+from tfbert import atomic, data as data_lib, keras_compat, loop, presets
+from tfbert.baseline import BaselineResult, GraphBaseline, tfidf_baseline
 from tfbert.config import TrainConfig
-from tfbert.distribute import get_strategy, is_chief, set_precision, worker_info
 from tfbert.export import export_saved_model
-from tfbert.metrics import classification_metrics
-from tfbert.model import build_backbone, build_classifier
+from tfbert.metrics import loss_and_accuracy
+from tfbert.model import TextClassifier, build_backbone, build_classifier
 from tfbert.optimization import build_optimizer
-from tfbert.preprocessing import (
-    TextPreprocessor, check_preset, learn_vocabulary, load_tokenizer, make_dataset, make_training_dataset,
-)
+from tfbert.pipeline import EpochPlan, make_dataset, make_training_dataset, predict_by_index, with_known_length, \
+    without_auto_shard, worker_shard
+from tfbert.preprocessor import TextPreprocessor
+from tfbert.resume import best_epoch_callbacks, previous_best
+from tfbert.serving import ExportMetadata
+from tfbert.tasks import ClassificationTask
+from tfbert import tensorboard
+from tfbert.vocabulary import learn_vocabulary
 
 logger = logging.getLogger(__name__)
 
-BACKUP_METADATA = "training_metadata.json"  # written by keras.callbacks.BackupAndRestore
 
-
-def best_checkpoint(run_dir: str) -> str:
-    """Where the best epoch's Keras checkpoint goes."""
-    return os.path.join(run_dir, "checkpoints", "best.keras")
-
-
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class TrainResult:
+    """What `train` returns. `metrics` are the exported model's (the ensemble's with --ensemble-baseline)."""
+
     export_path: str | None
-    metrics: dict
-    label_names: list[str]
+    metrics: dict[str, Any]
+    task: ClassificationTask
     run_dir: str
-    model: keras.Model | None = None
-    preprocessor: TextPreprocessor | None = None
+    model: TextClassifier
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.task.label_names)
+
+    @property
+    def preprocessor(self) -> TextPreprocessor:
+        return self.model.preprocessor
 
 
-def load_splits(config: TrainConfig) -> tuple[data_lib.Examples, data_lib.Examples, str]:
-    """Training and validation examples, de-duplicated and leakage-free, plus the task name."""
-    if config.data:
-        examples = data_lib.load_examples(config.data, config.text_column, config.label_column, config.text_pair_column)
-        task = os.path.splitext(os.path.basename(config.data))[0]
-    else:
-        if config.text_pair_column:
-            raise ValueError("--text-pair-column needs --data: the default corpus has single texts only.")
-        examples, task = data_lib.load_default_corpus(), data_lib.DEFAULT_TASK_NAME
-    examples = data_lib.deduplicate(examples)
-    if config.validation_data:
-        validation = data_lib.load_examples(
-            config.validation_data, config.text_column, config.label_column, config.text_pair_column
-        )
-        train = data_lib.drop_overlap(examples, validation)
-    else:
-        train, validation = data_lib.split(examples)
-    if config.max_train_samples is not None:
-        train = train.subset(range(min(config.max_train_samples, len(train))))
-    return train, validation, task
+def train(config: TrainConfig) -> TrainResult:
+    """Run one training job as described by `config`; export unless this is a non-chief worker."""
+    run = loop.start_run(_run_settings(config), config.model_name or _default_name(config))
+    logger.info("Config:\n%s", config.to_json())
+    splits = data_lib.load_splits(config)
+    task = ClassificationTask.from_labels(splits.train.labels)
+    task.check_labels(splits.validation.labels, "The validation data")
+    _log_examples(splits, task)
+    with run.strategy.scope():
+        model = build_model(config, splits.train, task)
+    data = build_datasets(config, model.preprocessor, splits, task, run)
+    with run.strategy.scope():
+        learning_rate = _compile(model, config, task, data.steps * config.epochs, run.strategy.num_replicas_in_sync)
+    logger.info("Model: %d parameters; %d steps per epoch; peak learning rate %g.", model.count_params(), data.steps,
+                learning_rate)
+    callbacks = _callbacks(config, run, splits, task, data, learning_rate)
+    fitted = loop.fit(model, data.train, data.validation, config.epochs, data.steps, callbacks, run)
+
+    val_ids = task.label_ids(splits.validation.labels)
+    bert = predict_by_index(lambda features: task.probabilities(model(features, training=False)), data.indexed,
+                            len(splits.validation), len(task.label_names))
+    metrics = {**task.evaluate(val_ids, bert), "train_seconds": round(fitted.seconds, 1)}
+    logger.info("%s (training took %.0f s)", loss_and_accuracy(metrics), fitted.seconds)
+    baseline = tfidf_baseline(task, splits) if config.baseline and run.worker.chief else None
+    if baseline is not None:
+        metrics = _with_baseline(config, task, val_ids, bert, baseline, metrics)
+    export_path = None
+    if run.worker.chief:
+        write_summary(run.paths.run_dir, model, fitted.history, metrics, data.steps)
+        graph_baseline = GraphBaseline(baseline.model, len(task.label_names)) if config.ensemble_baseline else None
+        metadata = _metadata(config, splits, task, learning_rate, run.paths.run_dir)
+        export_path = export_model(config, model, splits.validation, metrics, metadata, graph_baseline)
+    return TrainResult(export_path, metrics, task, run.paths.run_dir, model)
 
 
-def _label_ids(examples: data_lib.Examples, names: list[str]) -> np.ndarray:
-    index = {name: i for i, name in enumerate(names)}
-    return np.array([index[label] for label in examples.labels], dtype=np.int64)
+def _run_settings(config: TrainConfig) -> loop.RunSettings:
+    return loop.RunSettings(config.strategy, config.tpu, config.seed, config.mixed_precision, config.log_dir,
+                            config.run_name, config.backup_dir)
 
 
-def _targets(ids: np.ndarray, num_classes: int) -> np.ndarray:
-    # One sigmoid unit for 2 classes wants float (n, 1) targets; softmax wants ids.
-    return ids.astype(np.float32)[:, None] if num_classes == 2 else ids.astype(np.int32)
+def _default_name(config: TrainConfig) -> str:
+    return os.path.splitext(os.path.basename(config.data))[0] if config.data else data_lib.DEFAULT_TASK_NAME
 
 
-def build_preprocessor_and_backbone(config: TrainConfig, train_set: data_lib.Examples) -> tuple[TextPreprocessor, keras.Model]:
-    """From a preset, or from config with a vocabulary learned on the training examples only.
-
-    The vocabulary is learned from both texts of a pair: learned from the
-    first alone, characters that appear only in the second became [UNK].
-    """
-    pair = bool(config.text_pair_column)
-    if config.preset:
-        tokenizer, backbone = load_pretrained(config.preset, config.max_seq_length)
-    else:
-        vocab = learn_vocabulary(train_set.texts + (train_set.pairs or []), config.model.vocabulary_size, config.lowercase)
-        tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=config.lowercase)
-        backbone = build_backbone(config.model, len(vocab), max_sequence_length=config.max_seq_length)
-    return TextPreprocessor(tokenizer, config.max_seq_length, pair=pair, truncation=config.truncation), backbone
-
-
-def load_pretrained(preset: str, max_seq_length: int, flag: str = "--preset"):
-    """(tokenizer, backbone) of a preset, checked first: reachable, with position embeddings for max_seq_length.
-
-    Shared by train.py's `--preset` and pretrain.py's `--init-from`; `flag`
-    names the one the user passed in error messages.
-    """
-    check_preset(preset, flag)
-    tokenizer = load_tokenizer(preset)
-    backbone = keras_hub.models.BertBackbone.from_preset(preset)
-    if max_seq_length > backbone.max_sequence_length:
-        raise ValueError(
-            f"--max-seq-length {max_seq_length} exceeds the backbone's {backbone.max_sequence_length} "
-            f"position embeddings; use --max-seq-length {backbone.max_sequence_length} or less."
-        )
-    return tokenizer, backbone
-
-
-def _log_examples(train: data_lib.Examples, validation: data_lib.Examples, names: list[str]) -> None:
-    logger.info("Split: %d training / %d validation examples; labels: %s", len(train), len(validation), names)
+def _log_examples(splits: data_lib.Splits, task: ClassificationTask) -> None:
+    train = splits.train
+    logger.info("Split: %d training / %d validation examples; labels: %s", len(train), len(splits.validation),
+                list(task.label_names))
     for i in range(min(3, len(train))):
         logger.info("Example %d [%s]: %s", i, train.labels[i], train.texts[i][:80])
 
 
-def resumed_epoch(backup_dir: str) -> int:
-    """The epoch a run restarted with this backup directory trains first (0: a fresh run)."""
-    path = os.path.join(backup_dir, BACKUP_METADATA)
-    if not os.path.isfile(path):
-        return 0
-    with open(path, encoding="utf-8") as f:
-        return int(json.load(f)["epoch"])
+def build_model(config: TrainConfig, train: data_lib.Examples, task: ClassificationTask) -> TextClassifier:
+    """Preprocessor + BERT (a preset's, or one from config) + the task's head, with the fast layers.
 
-
-def _callbacks(config: TrainConfig, run_dir: str, validation: data_lib.Examples, indexed_val: tf.data.Dataset,
-               val_ids: np.ndarray, names: list[str], num_train: int, chief: bool,
-               learning_rate: float, resumed_at: int = 0, state_dir: str | None = None) -> list[keras.callbacks.Callback]:
-    # Ours come first: they add learning rate, throughput and validation AUC/precision/recall/F1
-    # to the logs that the TensorBoard callback then writes (see tfbert/callbacks.py).
-    best, keep_best = best_epoch_callbacks(run_dir, config.early_stopping_patience or config.epochs, resumed_at,
-                                           state_dir)
-    summaries: list[keras.callbacks.Callback] = [
-        callbacks_lib.TrainingSpeed(config.batch_size, config.log_every, num_train)]
-    if chief:  # one writer per run directory; other workers would only repeat the validation pass
-        texts = data_lib.joined_texts(validation.texts, validation.pairs)
-        summaries += [
-            callbacks_lib.ValidationSummaries(indexed_val, val_ids, texts, names, os.path.join(run_dir, "validation")),
-            callbacks_lib.HParamsSummary(run_dir, callbacks_lib.config_hparams(config, learning_rate), best=best),
-        ]
-    return [
-        *summaries,
-        callbacks_lib.TensorBoard(log_dir=run_dir, update_freq=config.log_every,
-                                  profile_batch=config.profile_steps or 0),
-        *keep_best,
-    ]
-
-
-def best_epoch_callbacks(run_dir: str, patience: int, resumed_at: int = 0,
-                         state_dir: str | None = None) -> tuple[dict | None, list[keras.callbacks.Callback]]:
-    """(the best epoch before a restart or None, [early stopping, best.keras checkpoint, best.json]).
-
-    Patience 0 means "never stop early"; the best epoch's weights are restored
-    (and exported) either way, also when that epoch ran before a crash and the
-    run was resumed at epoch `resumed_at` (see `callbacks.BestEpoch`).
-    best.json goes beside best.keras, or into `state_dir`: a non-chief worker
-    writes its checkpoints to a scratch directory that a restart does not
-    find again, so it keeps best.json in its backup directory instead. Its
-    early stopping then resumes with the chief's count (the same validation
-    losses), so all workers stop at the same epoch; only its weights, which
-    are never exported, are not restored.
+    From config, the vocabulary is learned from the training examples only,
+    from both texts of a pair (learned from the first alone, characters
+    that appear only in the second would be [UNK]).
     """
-    best_file = os.path.join(state_dir or os.path.dirname(best_checkpoint(run_dir)), "best.json")
-    best = callbacks_lib.BestEpoch.read(best_file) if resumed_at else None  # a fresh run ignores an old file
-    if best is not None and best["epoch"] >= resumed_at:  # not from this run's epochs (an old run of the same name)
-        logger.warning("Ignoring %s: its epoch %d is not before the resumed epoch %d.", best_file, best["epoch"] + 1,
-                       resumed_at + 1)
-        best = None
-    if best is not None:
-        logger.info("Resumed at epoch %d; the best epoch so far is %d (val_loss %.4f).",
-                    resumed_at + 1, best["epoch"] + 1, best["logs"]["val_loss"])
-    return best, [
-        callbacks_lib.ResumableEarlyStopping(best, best_checkpoint(run_dir), resumed_at, monitor="val_loss",
-                                             patience=patience),
-        keras.callbacks.ModelCheckpoint(best_checkpoint(run_dir), monitor="val_loss", save_best_only=True,
-                                        initial_value_threshold=best["logs"]["val_loss"] if best else None),
-        callbacks_lib.BestEpoch(best_file, best),
-    ]
+    if config.preset:
+        pretrained = presets.load_pretrained(config.preset, config.max_seq_length)
+        tokenizer, backbone = pretrained.tokenizer, pretrained.backbone
+    else:
+        vocab = learn_vocabulary(train.texts + (train.pairs or []), config.model.vocabulary_size, config.lowercase)
+        tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=config.lowercase)
+        backbone = build_backbone(config.model, len(vocab), max_sequence_length=config.max_seq_length)
+    preprocessor = TextPreprocessor.from_tokenizer(tokenizer, config.max_seq_length, pair=bool(config.text_pair_column),
+                                                   truncation=config.truncation)
+    model = build_classifier(backbone, task.output_units, task.activation, config.model.dropout, preprocessor)
+    return keras_compat.use_fast_layers(model)
 
 
-def with_known_length(ds: tf.data.Dataset) -> tf.data.Dataset:
-    """Count the batches once (bucketing makes the count data-dependent) and declare it to Keras."""
-    count = int(ds.reduce(0, lambda n, _: n + 1))
-    return ds.apply(tf.data.experimental.assert_cardinality(count))
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """The pipelines of one run.
 
-
-def resolve_run_dir(config: TrainConfig, model_name: str, multi_worker: bool = False) -> str:
-    """`<log-dir>/<run-name>`; without --run-name, the newest unfinished run of this model, else a new one.
-
-    A run that dies leaves `<run dir>/backup/` behind (Keras deletes it when
-    training finishes), so starting the same command again finds that run
-    and resumes it instead of starting from scratch. Multi-worker runs default
-    to `<log-dir>/<model-name>` (no timestamp) so that all workers agree.
+    Args:
+        train: endless stream of shuffled training epochs (this worker's shard).
+        validation: validation batches for Keras' own metrics.
+        indexed: the same validation batches with each example's index instead of its target.
+        steps: training steps per epoch.
     """
-    if config.run_name:
-        return os.path.join(config.log_dir, config.run_name)
-    if multi_worker:
-        return os.path.join(config.log_dir, model_name)
-    if not config.backup_dir and os.path.isdir(config.log_dir):
-        prefix = f"{model_name}-"
-        unfinished = sorted(
-            name for name in os.listdir(config.log_dir)
-            if name.startswith(prefix) and os.path.isfile(os.path.join(config.log_dir, name, "backup", BACKUP_METADATA))
-        )
-        if unfinished:
-            logger.info("Resuming the unfinished run %s.", unfinished[-1])
-            return os.path.join(config.log_dir, unfinished[-1])
-    return os.path.join(config.log_dir, f"{model_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    indexed: tf.data.Dataset
+    steps: int
 
 
-def _datasets(config, preprocessor, train_set, validation, names, workers: tuple[int, int], first_epoch: int = 0):
-    """(train_ds, val_ds, steps per epoch), the stream starting at `first_epoch`. Multi-worker: each worker its own shard."""
-    num_workers, index = workers
-    smallest_shard = len(train_set) // num_workers
-    if num_workers > 1:
-        # Shard the examples, not the batches: each worker tokenizes and buckets
-        # only its share, and every worker runs the same number of steps.
-        train_set = train_set.subset(range(index, len(train_set), num_workers))
-    batch = config.batch_size // num_workers  # per worker; split again across its local replicas
-    train_ids, val_ids = _label_ids(train_set, names), _label_ids(validation, names)
-    # Every worker runs the same number of steps per epoch (shards differ in size by at most one example).
-    epoch_steps = max(1, smallest_shard // batch) if num_workers > 1 else None
-    train_ds, steps = make_training_dataset(preprocessor, train_set.texts, _targets(train_ids, len(names)),
-                                            train_set.pairs, batch, seed=config.seed, bucket=config.bucket_by_length,
-                                            first_epoch=first_epoch, epoch_steps=epoch_steps)
-    val_ds = with_known_length(make_dataset(preprocessor, validation.texts, _targets(val_ids, len(names)),
-                                            validation.pairs, batch, bucket=config.bucket_by_length))
-    if num_workers > 1:  # each worker feeds its own shard: auto-sharding off
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
-    return train_ds, val_ds, steps
+def build_datasets(config: TrainConfig, preprocessor: TextPreprocessor, splits: data_lib.Splits,
+                   task: ClassificationTask, run: loop.Run) -> TrainingData:
+    """Tokenized, cached, length-bucketed pipelines; under multi-worker training each worker its own shard."""
+    train, validation = splits.train, splits.validation
+    shard = worker_shard(len(train), config.batch_size, run.worker.count, run.worker.index)
+    train = train.subset(shard.indices)
+    plan = EpochPlan(shard.batch_size, config.seed, config.bucket_by_length, run.resumed_at, shard.epoch_steps)
+    train_ds, steps = make_training_dataset(preprocessor, train.texts, task.targets(train.labels), train.pairs, plan)
+    val_ds = with_known_length(make_dataset(preprocessor, validation.texts, task.targets(validation.labels),
+                                            validation.pairs, shard.batch_size, bucket=config.bucket_by_length))
+    # Bucketing reorders the examples, so these batches carry each example's index.
+    indexed = make_dataset(preprocessor, validation.texts, np.arange(len(validation)), validation.pairs,
+                           config.batch_size, bucket=config.bucket_by_length)
+    if run.worker.multi_worker:
+        train_ds, val_ds = without_auto_shard(train_ds), without_auto_shard(val_ds)
+    logger.info("Global batch %d = %d worker(s) x %d replica(s) in all, %d per replica.", config.batch_size,
+                run.worker.count, run.strategy.num_replicas_in_sync,
+                config.batch_size // max(run.strategy.num_replicas_in_sync, 1))
+    return TrainingData(train_ds, val_ds, indexed, steps)
 
 
-def _compile(model: keras.Model, config: TrainConfig, total_steps: int, num_classes: int, replicas: int) -> float:
-    learning_rate = config.resolved_learning_rate * (replicas if config.scale_lr else 1)
-    binary = num_classes == 2
+def _compile(model: keras.Model, config: TrainConfig, task: ClassificationTask, total_steps: int,
+             replicas: int) -> float:
+    learning_rate = presets.learning_rate_for(config.preset, config.learning_rate) * (replicas if config.scale_lr else 1)
     model.compile(
         optimizer=build_optimizer(learning_rate, total_steps, config.warmup_ratio, config.weight_decay,
                                   config.layer_lr_decay),
-        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy") if binary
-                 else keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        loss=task.loss(),
+        metrics=task.training_metrics(),
         jit_compile=config.jit_compile,
     )
     return learning_rate
 
 
-class StopOnNaN(keras.callbacks.TerminateOnNaN):
-    """TerminateOnNaN that remembers where it stopped, so training can report it and skip the export."""
-
-    def __init__(self):
-        super().__init__()
-        self.stopped_at: tuple[int, int] | None = None
-        self._epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_batch_end(self, batch, logs=None):
-        super().on_batch_end(batch, logs)
-        if self.model.stop_training and self.stopped_at is None:
-            self.stopped_at = (self._epoch, batch)
-
-
-def _fit(model, config, train_ds, val_ds, steps, callbacks, backup_dir, run_dir) -> keras.callbacks.History:
-    nan_guard = StopOnNaN()
-    # Backups at epoch ends only: Keras 3.15's BackupAndRestore restores the
-    # epoch but not the position inside it, so mid-epoch backups would replay
-    # part of an epoch and change the number of optimizer steps.
-    backup = callbacks_lib.OrderedBackupAndRestore(backup_dir, save_freq="epoch")
-    try:
-        # shuffle=False: train_ds reshuffles itself every epoch (Keras cannot shuffle a tf.data pipeline).
-        # One line per epoch when stdout is a log file rather than a terminal.
-        history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, steps_per_epoch=steps,
-                            callbacks=[backup, *callbacks, nan_guard, backup.last], shuffle=False,
-                            verbose=1 if sys.stdout.isatty() else 2)
-    except KeyboardInterrupt:
-        where = f"the backup in {backup_dir}" if os.path.isdir(backup_dir) else "nothing yet (no epoch finished)"
-        logger.error("Interrupted. Kept %s; run the same command again to resume.", where)
-        raise
-    if nan_guard.stopped_at is not None:
-        epoch, batch = nan_guard.stopped_at
-        best = best_checkpoint(run_dir)
-        kept = f"The last good checkpoint is {best}." if os.path.isfile(best) else "No epoch finished, so no checkpoint was kept."
-        raise ValueError(
-            f"Training stopped: the loss became NaN at epoch {epoch + 1}, batch {batch + 1}. {kept} "
-            "Nothing was exported. Lower --learning-rate (or check the data), then rerun."
-        )
-    return history
+def _callbacks(config: TrainConfig, run: loop.Run, splits: data_lib.Splits, task: ClassificationTask,
+               data: TrainingData, learning_rate: float) -> list[keras.callbacks.Callback]:
+    """Logging first: it adds learning rate, throughput and validation AUC/F1 to the logs the others read."""
+    best = previous_best(run.paths, run.resumed_at)
+    summaries = []
+    if run.worker.chief:  # one writer per run directory; other workers would only repeat the validation pass
+        validation = splits.validation
+        summaries = [
+            tensorboard.ValidationSummaries(data.indexed, task.label_ids(validation.labels),
+                                            data_lib.joined_texts(validation.texts, validation.pairs), task,
+                                            os.path.join(run.paths.log_dir, "validation")),
+            tensorboard.HParamsSummary(run.paths.log_dir, tensorboard.config_hparams(config, learning_rate), best=best),
+        ]
+    patience = config.early_stopping_patience or config.epochs
+    return [
+        *loop.logging_callbacks(run, config.batch_size, config.log_every, len(splits.train), summaries,
+                                config.profile_steps),
+        *best_epoch_callbacks(run.paths, patience, run.resumed_at, best),
+    ]
 
 
-def _export(config, model, preprocessor, names, validation, metrics, model_name, task, run_dir, learning_rate,
-            baseline=None) -> str:
-    resolved = {**config.to_dict(), "model_name": model_name, "task": task, "label_names": names,
-                "learning_rate": learning_rate, "run_dir": run_dir}
-    extra = {
-        "labels.txt": "".join(name + "\n" for name in names),
-        "config.json": json.dumps(resolved, indent=2, ensure_ascii=False),
-        "metrics.json": json.dumps({k: v for k, v in metrics.items() if k != "report"}, indent=2),
-        "vocab.txt": "".join(token + "\n" for token in preprocessor.vocabulary),
-    }
-    warmup = validation.texts[:8] if validation.pairs is None else list(zip(validation.texts[:8], validation.pairs[:8]))
-    return export_saved_model(model, preprocessor, names, os.path.join(config.export_dir, model_name),
-                              config.version, extra, warmup_texts=warmup, baseline=baseline)
+def _with_baseline(config: TrainConfig, task: ClassificationTask, val_ids: np.ndarray, bert: np.ndarray,
+                   baseline: BaselineResult, metrics: dict) -> dict:
+    metrics = {**metrics, "baseline": baseline.metrics}
+    if config.ensemble_baseline:
+        return ensemble_metrics(task, val_ids, bert, baseline.probabilities, metrics)
+    return metrics
 
 
-def _load(config: TrainConfig):
-    train_set, validation, task = load_splits(config)
-    names = data_lib.label_names(train_set.labels)
-    if len(names) < 2:
-        raise ValueError(
-            f"The training data has only {len(names)} class ({', '.join(map(repr, names))}); "
-            "a classifier needs at least 2. Check --label-column."
-        )
-    data_lib.check_labels(validation, names, "The validation data")
-    _log_examples(train_set, validation, names)
-    return train_set, validation, task, names
-
-
-def train(config: TrainConfig) -> TrainResult:
-    """Run one training job as described by `config`; export unless this is a non-chief worker."""
-    strategy = get_strategy(config.strategy, config.tpu)  # first: multi-worker needs a fresh runtime
-    keras.utils.set_random_seed(config.seed)
-    set_precision(config.mixed_precision)
-    logger.info("Config:\n%s", config.to_json())
-    train_set, validation, task, names = _load(config)
-    model_name = config.model_name or task
-    workers = worker_info(strategy)
-    run_dir = resolve_run_dir(config, model_name, multi_worker=workers[0] > 1)
-    # Only the chief writes logs, checkpoints and the export; other workers
-    # write their (identical) logs to a scratch dir, and their backups beside
-    # the chief's so a restarted cluster resumes every worker.
-    chief = is_chief()
-    callback_dir = run_dir if chief else tempfile.mkdtemp(prefix=f"tfbert-worker{workers[1]}-")
-    with strategy.scope():
-        preprocessor, backbone = build_preprocessor_and_backbone(config, train_set)
-        model = build_classifier(backbone, len(names), dropout=config.model.dropout)
-    replicas = strategy.num_replicas_in_sync
-    logger.info("Global batch %d = %d worker(s) x %d replica(s) in all, %d per replica.",
-                config.batch_size, workers[0], replicas, config.batch_size // max(replicas, 1))
-    backup_dir = config.backup_dir or os.path.join(run_dir, "backup")
-    if workers[1]:
-        backup_dir = f"{backup_dir}-worker{workers[1]}"
-    resumed_at = resumed_epoch(backup_dir)
-    train_ds, val_ds, steps = _datasets(config, preprocessor, train_set, validation, names, workers, resumed_at)
-    with strategy.scope():
-        learning_rate = _compile(model, config, steps * config.epochs, len(names), replicas)
-    logger.info("Model: %d parameters; %d steps per epoch; peak learning rate %g.", model.count_params(), steps, learning_rate)
-    val_ids = _label_ids(validation, names)
-    # val_ds's batches, but carrying each example's index: bucketing reorders the examples.
-    indexed_val = make_dataset(preprocessor, validation.texts, np.arange(len(validation)), validation.pairs,
-                               config.batch_size, bucket=config.bucket_by_length)
-    callbacks = _callbacks(config, callback_dir, validation, indexed_val, val_ids, names, len(train_set), chief,
-                           learning_rate, resumed_at, state_dir=None if chief else backup_dir)
-    start = time.time()
-    history = _fit(model, config, train_ds, val_ds, steps, callbacks, backup_dir, run_dir)
-    train_seconds = time.time() - start
-
-    # BERT's probabilities in the validation set's order, so they line up with val_ids and the baseline's.
-    probabilities = callbacks_lib.predict_by_index(lambda features: model(features, training=False), indexed_val,
-                                                   len(validation), len(names))
-    metrics = classification_metrics(val_ids, probabilities, names)
-    metrics["train_seconds"] = round(train_seconds, 1)
-    logger.info("Validation Loss: %.4f, Validation Accuracy: %.4f (training took %.0f s)",
-                metrics["loss"], metrics["accuracy"], train_seconds)
-    graph_baseline = None
-    if config.baseline and chief:
-        baseline_metrics, baseline_model, baseline_probabilities = tfidf_baseline(
-            train_set.texts, _label_ids(train_set, names), validation.texts, val_ids, names,
-            train_set.pairs, validation.pairs)
-        metrics["baseline"] = baseline_metrics
-        if config.ensemble_baseline:
-            graph_baseline = GraphBaseline(baseline_model, len(names))
-            metrics = ensemble_metrics(val_ids, probabilities, baseline_probabilities, names, metrics)
-    export_path = None
-    if chief:
-        _write_summary(run_dir, model, history, metrics, steps)
-        export_path = _export(config, model, preprocessor, names, validation, metrics, model_name, task, run_dir,
-                              learning_rate, graph_baseline)
-    return TrainResult(export_path, metrics, names, run_dir, model, preprocessor)
-
-
-def ensemble_metrics(val_ids: np.ndarray, bert: np.ndarray, baseline: np.ndarray, names: list[str],
+def ensemble_metrics(task: ClassificationTask, val_ids: np.ndarray, bert: np.ndarray, baseline: np.ndarray,
                      bert_metrics: dict) -> dict:
     """Metrics of the equal-weight mean of BERT's and the baseline's probabilities (what the export serves).
 
@@ -394,24 +221,46 @@ def ensemble_metrics(val_ids: np.ndarray, bert: np.ndarray, baseline: np.ndarray
     would make its accuracy an optimistic estimate. BERT's own metrics move
     under "bert"; "baseline" and "train_seconds" stay at the top level.
     """
-    metrics = classification_metrics(val_ids, (bert + baseline) / 2.0, names)
+    metrics = task.evaluate(val_ids, (bert + baseline) / 2.0)
     metrics["baseline"] = bert_metrics["baseline"]
     metrics["train_seconds"] = bert_metrics["train_seconds"]
-    metrics["bert"] = {k: v for k, v in bert_metrics.items() if k not in ("report", "baseline")}
-    logger.info("Ensemble (BERT + baseline, equal weights): Validation Loss: %.4f, Validation Accuracy: %.4f, "
-                "F1 %.4f", metrics["loss"], metrics["accuracy"], metrics["f1"])
+    metrics["bert"] = {k: v for k, v in bert_metrics.items() if k != "baseline"}
+    logger.info("Ensemble (BERT + baseline, equal weights): %s, F1 %.4f", loss_and_accuracy(metrics), metrics["f1"])
     return metrics
 
 
-def _write_summary(run_dir: str, model: keras.Model, history: keras.callbacks.History, metrics: dict, steps: int) -> None:
+def write_summary(run_dir: str, model: keras.Model, history: keras.callbacks.History, metrics: dict,
+                  steps: int) -> None:
     """`<run dir>/run_summary.json`: optimizer steps, per-epoch history and final metrics."""
     summary = {
         "optimizer_steps": int(model.optimizer.iterations.numpy()),
         "steps_per_epoch": steps,
         "epochs_run": list(history.epoch),
         "history": {k: [float(v) for v in values] for k, values in history.history.items()},
-        "metrics": {k: v for k, v in metrics.items() if k != "report"},
+        "metrics": metrics,
     }
-    os.makedirs(run_dir, exist_ok=True)
-    with open(os.path.join(run_dir, "run_summary.json"), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2)
+    atomic.write_text(os.path.join(run_dir, "run_summary.json"), json.dumps(summary, indent=2))
+
+
+def _metadata(config: TrainConfig, splits: data_lib.Splits, task: ClassificationTask, learning_rate: float,
+              run_dir: str) -> ExportMetadata:
+    return ExportMetadata(
+        model_name=config.model_name or splits.name, task=task.name, label_names=task.label_names,
+        text_column=config.text_column, label_column=config.label_column, text_pair_column=config.text_pair_column,
+        threshold=task.threshold, dataset=splits.name, learning_rate=learning_rate, run_dir=run_dir,
+        config=config.to_dict(),
+    )
+
+
+def export_model(config: TrainConfig, model: TextClassifier, validation: data_lib.Examples, metrics: dict,
+                 metadata: ExportMetadata, baseline: GraphBaseline | None = None) -> str:
+    """`<export-dir>/<model-name>/<version>/` with labels, config, metrics, vocabulary and warmup requests."""
+    extra = {
+        "labels.txt": "".join(name + "\n" for name in metadata.label_names),
+        "config.json": metadata.to_json(),
+        "metrics.json": json.dumps(metrics, indent=2),
+        "vocab.txt": "".join(token + "\n" for token in model.preprocessor.vocabulary),
+    }
+    warmup = validation.texts[:8] if validation.pairs is None else list(zip(validation.texts[:8], validation.pairs[:8]))
+    return export_saved_model(model, metadata.label_names, os.path.join(config.export_dir, metadata.model_name),
+                              config.version, extra, warmup_texts=warmup, baseline=baseline)

@@ -8,6 +8,7 @@ come *before* the TensorBoard callback in the list; the progress bar and
 `History` then show the values too. What is not a scalar (images, the
 mistakes table, the HParams session) they write with `tf.summary` directly.
 Use this module's `TensorBoard`: Keras' drops epoch summaries (see below).
+The backup and best-epoch callbacks are `tfbert.resume`'s.
 
 One run, as `tensorboard --logdir <log-dir>` shows it::
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import html
 import io
-import json
 import logging
 import math
 import os
@@ -40,16 +40,17 @@ from sklearn import metrics as skm
 from tensorboard.plugins.hparams import api as hp
 
 from tfbert.config import ModelConfig, TrainConfig
-from tfbert.metrics import classification_metrics, predicted_ids
-from tfbert.model import probabilities_per_label
-from tfbert.preprocessing import FEATURES
+from tfbert.pipeline import predict_by_index
+from tfbert.preprocessor import FEATURES
+from tfbert.resume import BestEpochRecord
+from tfbert.tasks import ClassificationTask
 
 logger = logging.getLogger(__name__)
 
 # Config fields that say where things go or how the run is logged, not what was trained.
 NOT_HPARAMS = ("log_dir", "run_name", "log_every", "profile_batch", "export_dir", "model_name", "version", "debug",
                "backup_dir", "tpu")
-# classification_metrics key -> logged name (`val_<name>` in logs, `epoch_<name>` in TensorBoard).
+# ClassificationTask.evaluate key -> logged name (`val_<name>` in logs, `epoch_<name>` in TensorBoard).
 VALIDATION_METRICS = {"roc_auc": "auc", "precision": "precision", "recall": "recall", "f1": "f1"}
 # HParams metric columns, in this order (TensorBoard shows the first five until you tick more).
 FINAL_METRICS = ("loss", "accuracy", "f1", "auc", "precision", "recall")
@@ -129,43 +130,32 @@ class TrainingSpeed(keras.callbacks.Callback):
         logs["examples_per_second"] = examples / max(self._last_step_end - self._epoch_start, 1e-9)
 
 
-def predict_by_index(forward, dataset: tf.data.Dataset, num_examples: int, num_labels: int) -> np.ndarray:
-    """(num_examples, num_labels) probabilities from `(features, example_index)` batches, rows in index order.
-
-    `forward` maps a features dict to model outputs. Length bucketing
-    reorders the examples, which is why each batch carries its indices.
-    """
-    probabilities = np.zeros((num_examples, num_labels), dtype=np.float32)
-    for features, index in dataset:
-        probabilities[index.numpy()] = np.asarray(probabilities_per_label(forward(features)))
-    return probabilities
-
-
 class ValidationSummaries(keras.callbacks.Callback):
     """At each epoch's end: validation AUC/precision/recall/F1, confusion matrix, PR and ROC curves, mistakes.
 
     One prediction pass over the validation set per epoch. The scalars go
     into the logs as `val_auc`, `val_precision`, `val_recall`, `val_f1`
-    (scikit-learn's, via `classification_metrics`: the numbers of
-    metrics.json); images and the mistakes table go to `log_dir`.
+    (scikit-learn's, via the task: the numbers of metrics.json); images and
+    the mistakes table go to `log_dir`.
 
     Args:
         dataset: tf.data.Dataset of `(features, example_index)` batches covering the validation set once,
             in any order. Bucketed batches come out reordered, so each carries its examples' indices.
         label_ids: (n,) true label ids, by example index.
         texts: the n texts, by example index, for the mistakes table.
-        label_names: names of label ids 0..num_labels-1.
+        task: the `ClassificationTask`.
         log_dir: where images and text go, e.g. `<run_dir>/validation`.
         num_mistakes: rows of the mistakes table.
     """
 
     def __init__(self, dataset: tf.data.Dataset, label_ids: np.ndarray, texts: Sequence[str],
-                 label_names: Sequence[str], log_dir: str, num_mistakes: int = 10):
+                 task: ClassificationTask, log_dir: str, num_mistakes: int = 10):
         super().__init__()
         self.dataset = dataset
         self.label_ids = np.asarray(label_ids, dtype=np.int64)
         self.texts = list(texts)
-        self.label_names = list(label_names)
+        self.task = task
+        self.label_names = list(task.label_names)
         self.log_dir = log_dir
         self.num_mistakes = num_mistakes
         self._writer = None
@@ -179,7 +169,8 @@ class ValidationSummaries(keras.callbacks.Callback):
 
     def predict(self) -> np.ndarray:
         """(n, num_labels) probabilities, rows in example-index order."""
-        return predict_by_index(self._forward, self.dataset, len(self.label_ids), len(self.label_names))
+        forward = lambda features: self.task.probabilities(self._forward(features))  # noqa: E731
+        return predict_by_index(forward, self.dataset, len(self.label_ids), len(self.label_names))
 
     def on_epoch_end(self, epoch, logs=None):
         start = time.perf_counter()
@@ -187,7 +178,7 @@ class ValidationSummaries(keras.callbacks.Callback):
         if not np.isfinite(probabilities).all():  # diverged: leave the report to TerminateOnNaN
             logger.warning("Validation probabilities are not finite after epoch %d; no summaries.", epoch + 1)
             return
-        metrics = classification_metrics(self.label_ids, probabilities, self.label_names)
+        metrics = self.task.evaluate(self.label_ids, probabilities)
         if logs is not None:
             logs.update({f"val_{name}": metrics[key] for key, name in VALIDATION_METRICS.items()
                          if metrics[key] is not None})
@@ -203,9 +194,10 @@ class ValidationSummaries(keras.callbacks.Callback):
             if metrics["roc_auc"] is not None:  # curves need every label present
                 for kind in ("pr", "roc"):
                     tf.summary.image(f"{kind}_curve", figure_image(
-                        curve_figure(kind, self.label_ids, probabilities, self.label_names)))
+                        curve_figure(kind, self.label_ids, probabilities, self.label_names, self.task.curve_labels)))
             tf.summary.text("worst_mistakes", mistakes_table(
-                self.texts, self.label_ids, probabilities, self.label_names, self.num_mistakes))
+                self.texts, self.label_ids, probabilities, self.task.predictions(probabilities), self.label_names,
+                self.num_mistakes))
         self._writer.flush()
         logger.debug("Validation summaries for epoch %d took %.1f s.", epoch + 1, time.perf_counter() - start)
 
@@ -228,17 +220,16 @@ class HParamsSummary(keras.callbacks.Callback):
     """
 
     def __init__(self, log_dir: str, hparams: Mapping[hp.HParam, bool | int | float | str | None],
-                 best: dict | None = None):
+                 best: BestEpochRecord | None = None):
         super().__init__()
         self.log_dir = log_dir
         self.hparams = dict(hparams)
-        # A resumed run starts from the best epoch before the restart (`BestEpoch.read`).
+        # A resumed run starts from the best epoch before the restart (`tfbert.resume.previous_best`).
         self._best: dict[str, float] | None = None
         self._best_epoch = 0
         if best is not None:
-            logs = best["logs"]
-            self._best = {name: logs[f"val_{name}"] for name in FINAL_METRICS if f"val_{name}" in logs}
-            self._best_epoch = best["epoch"]
+            self._best = {name: best.logs[f"val_{name}"] for name in FINAL_METRICS if f"val_{name}" in best.logs}
+            self._best_epoch = best.epoch
         self._writer = None
 
     def on_train_begin(self, logs=None):
@@ -263,103 +254,6 @@ class HParamsSummary(keras.callbacks.Callback):
                 for name, value in self._best.items():
                     tf.summary.scalar(f"final/val_{name}", value)
         self._writer.close()
-
-
-class BestEpoch(keras.callbacks.Callback):
-    """Writes the epoch with the lowest val_loss, and its validation logs, to `path` (JSON), across restarts.
-
-    Keras' EarlyStopping, ModelCheckpoint(save_best_only=True) and
-    HParamsSummary keep their best in memory, so a run that BackupAndRestore
-    resumes after a crash started them over: it restored, reported and
-    exported the best epoch *since the restart*, and overwrote best.keras
-    with a worse epoch. train.py reads this file back when it resumes and
-    seeds the three with it. Put it after ModelCheckpoint: the file then never
-    names an epoch whose checkpoint is not written yet.
-    """
-
-    def __init__(self, path: str, best: dict | None = None):
-        super().__init__()
-        self.path = path
-        self.best = best
-
-    @staticmethod
-    def read(path: str) -> dict | None:
-        if not os.path.isfile(path):
-            return None
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("val_loss")
-        # As Keras' callbacks: a NaN loss is never an improvement (`not nan < best`).
-        if loss is None or not math.isfinite(loss) or (self.best is not None and not loss < self.best["logs"]["val_loss"]):
-            return
-        self.best = {"epoch": epoch, "logs": {k: float(v) for k, v in logs.items() if k.startswith("val_")}}
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        with open(self.path + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(self.best, f)
-        os.replace(self.path + ".tmp", self.path)  # never half a file, even when killed here
-
-
-class OrderedBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore that restores first and backs up last: put it first in the list and `.last` at the end.
-
-    Keras' callback writes the backup in its own `on_epoch_end`, before the
-    callbacks after it have run theirs; a crash in between (ValidationSummaries'
-    prediction pass, ModelCheckpoint's save: seconds) then resumes past an
-    epoch whose best.json / best.keras were never written. Here `.last`
-    writes the backup once every other callback is done with the epoch.
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.last = _CommitBackup(self)
-
-    def on_epoch_end(self, epoch, logs=None):
-        pass  # see `.last`
-
-
-class _CommitBackup(keras.callbacks.Callback):
-    def __init__(self, backup: OrderedBackupAndRestore):
-        super().__init__()
-        self.backup = backup
-
-    def on_epoch_end(self, epoch, logs=None):
-        keras.callbacks.BackupAndRestore.on_epoch_end(self.backup, epoch, logs)
-
-
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """EarlyStopping(restore_best_weights=True) that, in a resumed run, remembers the best epoch before the restart.
-
-    Args:
-        best: `BestEpoch.read(...)` of the interrupted run, or None for a fresh run.
-        checkpoint: the `.keras` file holding that epoch's weights (ModelCheckpoint's); when it
-            is missing, only the count toward `patience` resumes.
-        resumed_at: the first epoch this run trains (BackupAndRestore's).
-        **kwargs: passed to keras.callbacks.EarlyStopping.
-    """
-
-    def __init__(self, best: dict | None = None, checkpoint: str | None = None, resumed_at: int = 0, **kwargs):
-        super().__init__(restore_best_weights=True, **kwargs)
-        self.previous, self.checkpoint, self.resumed_at = best, checkpoint, resumed_at
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self.previous is None:
-            return
-        self.best, self.best_epoch = self.previous["logs"]["val_loss"], self.previous["epoch"]
-        self.wait = max(self.resumed_at - 1 - self.best_epoch, 0)  # epochs since the best, as if never interrupted
-        if not self.checkpoint or not os.path.isfile(self.checkpoint):
-            return  # the stop decision resumes; the weights cannot (a non-chief worker's scratch checkpoints)
-        # Read the checkpoint's weights through the model, then put back BackupAndRestore's
-        # state: load_weights of a .keras file also loads its optimizer (step count, moments).
-        current = self.model.get_weights()
-        optimizer = [(v, v.numpy()) for v in getattr(self.model.optimizer, "variables", [])]
-        self.model.load_weights(self.checkpoint)
-        self.best_weights = self.model.get_weights()
-        self.model.set_weights(current)
-        for variable, value in optimizer:
-            variable.assign(value)
 
 
 def config_hparams(config: TrainConfig, learning_rate: float) -> dict[hp.HParam, bool | int | float | str | None]:
@@ -412,12 +306,12 @@ def confusion_matrix_figure(matrix: Sequence[Sequence[int]], label_names: Sequen
     return fig
 
 
-def curve_figure(kind: str, label_ids: np.ndarray, probabilities: np.ndarray, label_names: Sequence[str]) -> Figure:
-    """Precision-recall (`kind="pr"`) or ROC (`"roc"`) curves: of label 1 for binary tasks, else one per label."""
+def curve_figure(kind: str, label_ids: np.ndarray, probabilities: np.ndarray, label_names: Sequence[str],
+                 labels: Sequence[int]) -> Figure:
+    """Precision-recall (`kind="pr"`) or ROC (`"roc"`) curves, one per label id in `labels`."""
     fig = Figure(figsize=(5, 4.5), dpi=100)
     ax = fig.add_subplot()
-    positives = [1] if len(label_names) == 2 else range(len(label_names))
-    for label in positives:
+    for label in labels:
         truth, score = label_ids == label, probabilities[:, label]
         if kind == "pr":
             precision, recall, _ = skm.precision_recall_curve(truth, score)
@@ -454,10 +348,9 @@ def _cell(text: str) -> str:
     return re.sub(r"([\\`*_\[\]|#])", r"\\\1", html.escape(text, quote=False))
 
 
-def mistakes_table(texts: Sequence[str], label_ids: np.ndarray, probabilities: np.ndarray,
+def mistakes_table(texts: Sequence[str], label_ids: np.ndarray, probabilities: np.ndarray, predictions: np.ndarray,
                    label_names: Sequence[str], limit: int = 10) -> str:
     """Markdown: the `limit` misclassified texts the model was most sure of, most sure first."""
-    predictions = predicted_ids(probabilities)
     wrong = np.flatnonzero(predictions != label_ids)
     confidence = probabilities[wrong, predictions[wrong]]
     worst = wrong[np.argsort(-confidence, kind="stable")][:limit]

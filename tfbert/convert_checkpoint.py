@@ -1,6 +1,6 @@
 """Bring a Hugging Face BERT checkpoint into the form `--preset` reads, without PyTorch.
 
-    python -m tfbert.checkpoints CHECKPOINT_DIR --output-dir saved_models/presets/NAME [--lowercase]
+    python -m tfbert.convert_checkpoint CHECKPOINT_DIR --output-dir saved_models/presets/NAME [--lowercase]
 
 keras-hub reads a Hugging Face BERT directory (config.json, model.safetensors,
 vocab.txt; tfbert also wants tokenizer_config.json with do_lower_case). Many
@@ -25,6 +25,7 @@ that is logged as a warning with the fix.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import logging
 import os
@@ -171,26 +172,24 @@ def _checkpoint_lowercase(checkpoint: str, tokenizer_spec: dict | None) -> bool 
     return None
 
 
-def import_checkpoint(checkpoint: str, output_dir: str, lowercase: bool | None = None) -> str:
-    """Write `checkpoint` (a Hugging Face BERT dir) to `output_dir` as config.json, model.safetensors, vocab.txt
-    and tokenizer_config.json, the form `train.py --preset` and `pretrain.py --init-from` read.
+@dataclasses.dataclass(frozen=True)
+class HuggingFaceBert:
+    """What a Hugging Face BERT directory holds, read and checked."""
 
-    Args:
-        checkpoint: str. A directory with config.json (model_type bert), model.safetensors or pytorch_model.bin,
-            and vocab.txt or tokenizer.json.
-        output_dir: str. Created if needed; the four files are overwritten.
-        lowercase: bool | None. The tokenizer's case setting; None takes the checkpoint's.
+    config: dict
+    weights: str
+    vocabulary: list[str]
+    lowercase: bool
 
-    Returns:
-        `output_dir`.
+
+def read_checkpoint(checkpoint: str, lowercase: bool | None = None) -> HuggingFaceBert:
+    """Read and check `checkpoint`; `lowercase` None takes the checkpoint's case setting.
 
     Raises:
         FileNotFoundError: a required file is missing.
         ValueError: not a BERT checkpoint, no case setting anywhere, or a vocabulary that disagrees with the
             weights.
     """
-    from safetensors.numpy import save_file
-
     config_path = os.path.join(checkpoint, "config.json")
     config = _read_json(checkpoint, "config.json")
     if config is None:
@@ -200,7 +199,6 @@ def import_checkpoint(checkpoint: str, output_dir: str, lowercase: bool | None =
     present = [os.path.join(checkpoint, n) for n in WEIGHT_FILES if os.path.isfile(os.path.join(checkpoint, n))]
     if not present:
         raise FileNotFoundError(f"{checkpoint!r} has none of {', '.join(WEIGHT_FILES)}.")
-    weights = present[0]  # model.safetensors first: it is copied as is
     tokenizer_spec = _read_json(checkpoint, "tokenizer.json")  # read once: vocabulary and case setting
     vocabulary = _vocabulary(checkpoint, tokenizer_spec)
     if len(vocabulary) != config.get("vocab_size"):
@@ -220,35 +218,54 @@ def import_checkpoint(checkpoint: str, output_dir: str, lowercase: bool | None =
             "The tokenizer is cased but the vocabulary has no capital letters, so every word with a capital reads "
             "as [UNK]. Pass --lowercase unless that is intended."
         )
+    return HuggingFaceBert(config, present[0], vocabulary, lowercase)  # model.safetensors first: copied as is
 
+
+def import_checkpoint(checkpoint: str, output_dir: str, lowercase: bool | None = None) -> str:
+    """Write `checkpoint` (a Hugging Face BERT dir) to `output_dir` as config.json, model.safetensors, vocab.txt
+    and tokenizer_config.json, the form `train.py --preset` and `pretrain.py --init-from` read.
+
+    Args:
+        checkpoint: str. A directory with config.json (model_type bert), model.safetensors or pytorch_model.bin,
+            and vocab.txt or tokenizer.json.
+        output_dir: str. Created if needed; the four files are overwritten.
+        lowercase: bool | None. The tokenizer's case setting; None takes the checkpoint's.
+
+    Returns:
+        `output_dir`.
+
+    Raises:
+        FileNotFoundError, ValueError: see `read_checkpoint`; also an `output_dir` that is the checkpoint.
+    """
+    from safetensors.numpy import save_file
+
+    bert = read_checkpoint(checkpoint, lowercase)
     if os.path.realpath(output_dir) == os.path.realpath(checkpoint):
         raise ValueError(f"--output-dir {output_dir!r} is the checkpoint itself; choose a new directory.")
     os.makedirs(output_dir, exist_ok=True)
-    if weights.endswith(".bin"):
-        save_file(read_pytorch_state_dict(weights), os.path.join(output_dir, "model.safetensors"))
+    if bert.weights.endswith(".bin"):
+        save_file(read_pytorch_state_dict(bert.weights), os.path.join(output_dir, "model.safetensors"))
     else:
-        shutil.copyfile(weights, os.path.join(output_dir, "model.safetensors"))
+        shutil.copyfile(bert.weights, os.path.join(output_dir, "model.safetensors"))
     with open(os.path.join(output_dir, "config.json"), "w", encoding="utf-8") as f:
-        json.dump(config, f, indent=2)
+        json.dump(bert.config, f, indent=2)
     with open(os.path.join(output_dir, "vocab.txt"), "w", encoding="utf-8") as f:
-        f.write("".join(token + "\n" for token in vocabulary))
+        f.write("".join(token + "\n" for token in bert.vocabulary))
     with open(os.path.join(output_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
-        json.dump({"do_lower_case": lowercase, "tokenizer_class": "BertTokenizer"}, f, indent=2)
-    logger.info(
-        "Imported %s (%s, %d tokens, lowercase %s) to %s.", checkpoint, os.path.basename(weights), len(vocabulary),
-        lowercase, output_dir,
-    )
+        json.dump({"do_lower_case": bert.lowercase, "tokenizer_class": "BertTokenizer"}, f, indent=2)
+    logger.info("Imported %s (%s, %d tokens, lowercase %s) to %s.", checkpoint, os.path.basename(bert.weights),
+                len(bert.vocabulary), bert.lowercase, output_dir)
     return output_dir
 
 
 def main(argv: list[str] | None = None) -> int:
     from tfbert.cli import run_script
-    from tfbert.config import ImportConfig
+    from tfbert.config import ConvertConfig
 
-    def body(config: ImportConfig) -> None:
+    def body(config: ConvertConfig) -> None:
         import_checkpoint(config.checkpoint, config.output_dir, config.lowercase)
 
-    return run_script(ImportConfig, argv, __doc__, body)
+    return run_script(ConvertConfig, argv, __doc__, body)
 
 
 if __name__ == "__main__":
