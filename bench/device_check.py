@@ -25,7 +25,7 @@ makes 32 of them (4-token buckets up to 128): with `--bucket` the first
 epoch of an XLA variant is mostly compiling, so time XLA with `--no-bucket`
 (one shape; `mfu_all_tokens` then says what the device computed, padding
 included) or warm up over a whole epoch. README "Scaling out" has the GPU
-command issue #8 asks for.
+command (BERT-base size, batch 32, 128 tokens).
 """
 
 from __future__ import annotations
@@ -80,13 +80,15 @@ def _variant(args, strategy, texts, labels, precision: str, jit: bool) -> dict:
     import keras
     import numpy as np
     import tensorflow as tf
-    import keras_hub
 
     from tfbert.config import ModelConfig
     from tfbert.distribute import set_precision
+    from tfbert.keras_compat import use_fast_layers
     from tfbert.model import build_backbone, build_classifier
     from tfbert.optimization import build_optimizer
-    from tfbert.preprocessing import TextPreprocessor, learn_vocabulary, make_training_dataset
+    from tfbert.pipeline import EpochPlan, make_training_dataset
+    from tfbert.preprocessor import TextPreprocessor
+    from tfbert.vocabulary import learn_vocabulary
 
     bench = _bench_module()
     keras.utils.set_random_seed(0)
@@ -99,11 +101,11 @@ def _variant(args, strategy, texts, labels, precision: str, jit: bool) -> dict:
     config = ModelConfig(num_layers=args.num_layers, hidden_dim=args.hidden_dim, num_heads=args.num_heads,
                          intermediate_dim=args.intermediate_dim)
     with strategy.scope():
-        pre = TextPreprocessor(keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True), args.max_seq_length)
+        pre = TextPreprocessor(vocab, args.max_seq_length)
         backbone = build_backbone(config, len(vocab), args.max_seq_length)
-        model = build_classifier(backbone, 2)
+        model = use_fast_layers(build_classifier(backbone, 1, "sigmoid", preprocessor=pre))
         model.compile(optimizer=build_optimizer(5e-4, 10_000, 0.1, 0.01), loss="binary_crossentropy", jit_compile=jit)
-    ds, _ = make_training_dataset(pre, texts, labels, batch_size=args.batch_size, seed=0, bucket=args.bucket)
+    ds, _ = make_training_dataset(pre, texts, labels, plan=EpochPlan(args.batch_size, 0, bucket=args.bucket))
     model.fit(ds, steps_per_epoch=args.warmup_steps, epochs=1, verbose=0)  # compile + warm caches
     # Each fit call starts a new iterator at the same deterministic stream, so the
     # timed steps (all but the first) are these batches.

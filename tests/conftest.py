@@ -72,3 +72,26 @@ def trained(tmp_path_factory, review_csv):
     argv = ["--data", review_csv, "--epochs", "4", "--export-dir", str(out / "saved_models"),
             "--log-dir", str(out / "logs"), "--run-name", "tiny", *TINY_FLAGS]
     return train(parse_config(TrainConfig, argv, ""))
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_tokenizer):
+    """A 2-layer, 16-wide binary classifier with the fast layers, built from config."""
+    import keras
+
+    from tfbert.config import ModelConfig
+    from tfbert.keras_compat import use_fast_layers
+    from tfbert.model import build_backbone, build_classifier
+
+    keras.utils.set_random_seed(0)
+    backbone = build_backbone(ModelConfig(num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=32),
+                              tiny_tokenizer.vocabulary_size(), 128)
+    return use_fast_layers(build_classifier(backbone, 1, "sigmoid"))
+
+
+@pytest.fixture(scope="module")
+def preprocessors(tiny_tokenizer):
+    """The tiny vocabulary's preprocessors at 32, 64 and 128 tokens."""
+    from tfbert.preprocessor import TextPreprocessor
+
+    return {n: TextPreprocessor.from_tokenizer(tiny_tokenizer, n) for n in (32, 64, 128)}

@@ -8,12 +8,15 @@ import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import evaluate
-import train
+from tfbert.scripts import evaluate_main
+from tfbert.scripts import train_main
 from tests.conftest import TINY_FLAGS, synthetic_rows, write_csv
 from tfbert.baseline import ICU_LOWERCASE_GAP, GraphBaseline, baseline_probabilities, fit_baseline, normalize
 from tfbert.data import joined_texts
 from tfbert.export import SERVING_TF_TEXT_OPS, export_saved_model
+from tfbert.tasks import ClassificationTask
+
+ESTIMATOR = ClassificationTask(("negative", "positive")).baseline_estimator
 
 # Chinese, both cases of Latin and Greek (final sigma is context-dependent),
 # every kind of whitespace sklearn collapses (Python's Unicode \s, not RE2's
@@ -35,8 +38,8 @@ def _corpus(n=600, seed=0):
 @pytest.fixture(scope="module")
 def fitted():
     texts, labels = _corpus()
-    binary = fit_baseline(texts, labels.clip(0, 1))
-    three = fit_baseline(texts, labels)
+    binary = fit_baseline(texts, labels.clip(0, 1), ESTIMATOR())
+    three = fit_baseline(texts, labels, ESTIMATOR())
     return {2: (binary, tf.function(GraphBaseline(binary, 2))), 3: (three, tf.function(GraphBaseline(three, 3)))}
 
 
@@ -95,7 +98,7 @@ def test_ensemble_training_run_exports_what_it_reports(tmp_path, capsys):
     """train.py --ensemble-baseline end to end: printed metrics, the export's outputs, and evaluate.py agree."""
     rows = synthetic_rows(300, seed=3)
     train_csv, val_csv = write_csv(tmp_path / "tr.csv", rows[:220]), write_csv(tmp_path / "va.csv", rows[220:])
-    assert train.main(["--data", train_csv, "--validation-data", val_csv, "--epochs", "1", "--ensemble-baseline",
+    assert train_main(["--data", train_csv, "--validation-data", val_csv, "--epochs", "1", "--ensemble-baseline",
                        "--export-dir", str(tmp_path / "sm"), "--log-dir", str(tmp_path / "logs"), *TINY_FLAGS]) == 0
     printed = capsys.readouterr().out
     assert "BERT alone: Validation Loss:" in printed
@@ -112,21 +115,34 @@ def test_ensemble_training_run_exports_what_it_reports(tmp_path, capsys):
     mean = (out["bert_probabilities"] + out["baseline_probabilities"]) / 2
     np.testing.assert_allclose(out["probabilities"], mean, atol=1e-6)
     ids = np.array([int(r["label"] == "positive") for r in rows[:220]])
-    sklearn = baseline_probabilities(fit_baseline([r["text"] for r in rows[:220]], ids), texts, 2)
+    sklearn = baseline_probabilities(fit_baseline([r["text"] for r in rows[:220]], ids, ESTIMATOR()), texts, 2)
     np.testing.assert_allclose(out["baseline_probabilities"], sklearn, atol=1e-5)
 
-    assert evaluate.main(["--model", export, "--data", val_csv, "--json", str(tmp_path / "m.json")]) == 0
+    assert evaluate_main(["--model", export, "--data", val_csv, "--json", str(tmp_path / "m.json")]) == 0
     evaluated = json.load(open(tmp_path / "m.json"))
     assert evaluated["accuracy"] == pytest.approx(metrics["accuracy"], abs=1 / 80 + 1e-9)
     assert evaluated["loss"] == pytest.approx(metrics["loss"], abs=1e-3)
 
 
 def test_ensemble_export_uses_only_ops_tf_serving_links(trained, tmp_path):
-    from tests.test_serving import _non_core_ops
+    from tests.test_export import _non_core_ops
 
     texts = [r["text"] for r in synthetic_rows(200)]
     ids = np.array([int(r["label"] == "positive") for r in synthetic_rows(200)])
-    baseline = GraphBaseline(fit_baseline(texts, ids), 2)
-    path = export_saved_model(trained.model, trained.preprocessor, trained.label_names, str(tmp_path / "e"),
+    baseline = GraphBaseline(fit_baseline(texts, ids, ESTIMATOR()), 2)
+    path = export_saved_model(trained.model, trained.task, str(tmp_path / "e"),
                               baseline=baseline)
     assert _non_core_ops(path) <= SERVING_TF_TEXT_OPS
+
+
+def test_baseline_learns_the_synthetic_task():
+    from tests.conftest import synthetic_rows
+    from tfbert.baseline import tfidf_baseline
+    from tfbert.data import Examples, Splits
+
+    rows = synthetic_rows(400)
+    examples = Examples([r["text"] for r in rows], [r["label"] for r in rows])
+    task = ClassificationTask(("negative", "positive"))
+    result = tfidf_baseline(task, Splits(examples.subset(range(300)), examples.subset(range(300, 400)), "s"))
+    assert result.metrics["accuracy"] > 0.9 and result.metrics["num_examples"] == 100
+    assert result.probabilities.shape == (100, 2)

@@ -6,11 +6,9 @@ from hypothesis import given, settings, strategies as st
 
 from tests.conftest import CHARS
 from tfbert.config import ModelConfig
-from tfbert.model import (MaskedMeanPooling, _flat_einsum, build_backbone, build_classifier, fast_dense_call,
-                          fast_dropout_call, fast_einsum_dense_call, fast_masked_softmax, fused_gelu_tanh,
-                          probabilities_per_label,
-                          use_fast_layers)
-from tfbert.preprocessing import TextPreprocessor
+from tfbert.keras_compat import use_fast_layers
+from tfbert.model import MaskedMeanPooling, TextClassifier, build_backbone, build_classifier
+from tfbert.preprocessor import TextPreprocessor
 
 
 def test_masked_mean_pooling_golden():
@@ -19,26 +17,10 @@ def test_masked_mean_pooling_golden():
     np.testing.assert_allclose(np.asarray(out), [[2.0, 3.0]])  # padding's 100s are ignored
 
 
-def test_pooling_config_round_trip():
-    layer = MaskedMeanPooling(name="p")
-    again = MaskedMeanPooling.from_config(layer.get_config())
-    assert again.name == "p"
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tiny_tokenizer):
-    keras.utils.set_random_seed(0)
-    backbone = build_backbone(ModelConfig(num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=32), tiny_tokenizer.vocabulary_size(), 128)
-    return build_classifier(backbone, num_classes=2)
-
-
-@pytest.fixture(scope="module")
-def preprocessors(tiny_tokenizer):
-    return {n: TextPreprocessor(tiny_tokenizer, n) for n in (32, 64, 128)}
 
 
 def _probs(model, pre, texts):
-    return np.asarray(probabilities_per_label(model(pre(tf.constant(texts)), training=False)))
+    return np.asarray(model(pre(tf.constant(texts)), training=False))
 
 
 @settings(max_examples=15, deadline=None)
@@ -56,23 +38,11 @@ def test_padding_and_batch_invariance(tiny_model, preprocessors, text, others):
     np.testing.assert_allclose(batched, alone, atol=1e-5)
 
 
-@settings(max_examples=10, deadline=None)
-@given(texts=st.lists(st.text(alphabet=CHARS, min_size=0, max_size=120), min_size=1, max_size=20),
-       chunk_size=st.sampled_from([None, 1, 3, 8, 16]))
-def test_length_sorted_chunks_give_the_padded_batch_outputs_in_order(tiny_model, preprocessors, texts, chunk_size):
-    """The serving graph's length-sorted, per-chunk trimmed run equals one call on the padded batch, row for row."""
-    from tfbert.export import run_by_length, serving_chunk
-
-    assert serving_chunk(tiny_model) == 8  # float32 default (tfbert.export.SERVING_CHUNK)
-    features = preprocessors[128](tf.constant(texts))
-    whole = np.asarray(tiny_model(features, training=False))
-    chunked = tf.function(lambda f: run_by_length(tiny_model, f, chunk_size))(features).numpy()
-    np.testing.assert_allclose(chunked, whole, atol=1e-5)
 
 
 def test_padding_tokens_do_not_matter(tiny_model, tiny_tokenizer):
     """Even garbage in padded positions (mask 0) leaves the output unchanged."""
-    feats = {k: v.numpy() for k, v in TextPreprocessor(tiny_tokenizer, 16)(tf.constant(["很好"])).items()}
+    feats = {k: v.numpy() for k, v in TextPreprocessor.from_tokenizer(tiny_tokenizer, 16)(tf.constant(["很好"])).items()}
     noisy = {k: v.copy() for k, v in feats.items()}
     noisy["token_ids"][0, 4:] = 7
     noisy["segment_ids"][0, 4:] = 1
@@ -85,7 +55,7 @@ def test_head_shapes_and_float32_under_mixed_precision(tiny_tokenizer):
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         backbone = build_backbone(ModelConfig(num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16), 50, 16)
-        model = build_classifier(backbone, num_classes=3)
+        model = build_classifier(backbone, 3, "softmax")
         out = model({"token_ids": np.ones((2, 5), np.int32), "segment_ids": np.zeros((2, 5), np.int32), "padding_mask": np.ones((2, 5), np.int32)})
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -93,219 +63,28 @@ def test_head_shapes_and_float32_under_mixed_precision(tiny_tokenizer):
     np.testing.assert_allclose(np.asarray(out).sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_binary_probabilities_per_label():
-    np.testing.assert_allclose(np.asarray(probabilities_per_label(np.array([[0.25]], np.float32))), [[0.75, 0.25]])
+def test_the_pooler_is_kept_out_of_training():
+    backbone = build_backbone(ModelConfig(num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16), 50, 16)
+    model = build_classifier(backbone, 2, "softmax")
+    assert not any("pooled_dense" in v.path for v in model.trainable_variables)
+    assert any("pooled_dense" in v.path for v in model.non_trainable_variables)
 
 
-def test_one_class_is_rejected():
-    with pytest.raises(ValueError, match="at least 2 classes, got 1"):
-        build_classifier(build_backbone(ModelConfig(num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16), 50, 16), 1)
-
-
-@pytest.mark.parametrize("rate", [0.1, 0.3, 0.5])
-@pytest.mark.parametrize("shape", [(64, 12, 33, 33), (1001,)])  # an odd element count: half a 32-bit word unused
-def test_fast_dropout_rate_and_scale(rate, shape):
-    layer = use_fast_layers(keras.layers.Dropout(rate, seed=1))
-    x = np.ones(shape, np.float32)
-    y = np.asarray(layer(x, training=True))
-    kept = y != 0
-    np.testing.assert_allclose(y[kept], 1 / (1 - rate), rtol=1e-6)  # survivors scaled as in Keras
-    n = x.size
-    assert abs((1 - kept.mean()) - rate) < 5 * np.sqrt(rate * (1 - rate) / n)  # drop fraction: binomial, 5 sigma
-    again = np.asarray(layer(x, training=True)) != 0
-    assert (again != kept).any()  # a fresh mask per call
-    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
-
-
-def test_fast_dropout_mask_is_unbiased_per_position():
-    """No position is favoured: over many calls each element is dropped at the rate (bit layout check)."""
-    layer = use_fast_layers(keras.layers.Dropout(0.25, seed=3))
-    x = np.ones((8, 7), np.float32)
-    dropped = np.mean([np.asarray(layer(x, training=True)) == 0 for _ in range(400)], axis=0)
-    assert np.all(np.abs(dropped - 0.25) < 5 * np.sqrt(0.25 * 0.75 / 400))
-
-
-def test_fast_dropout_neighbours_are_independent():
-    """Two elements cut from one 32-bit word are dropped together at rate^2, not at rate (shared bits)."""
-    layer = use_fast_layers(keras.layers.Dropout(0.3, seed=5))
-    dropped = np.asarray(layer(np.ones((200_000,), np.float32), training=True)) == 0
-    both = np.mean(dropped[0::2] & dropped[1::2])
-    assert abs(both - 0.09) < 5 * np.sqrt(0.09 * 0.91 / 100_000)
-
-
-@pytest.mark.parametrize("rate", [1.0, 1 - 2**-20])
-def test_fast_dropout_rate_near_one_drops_everything(rate):
-    layer = use_fast_layers(keras.layers.Dropout(rate, seed=0))
-    assert np.count_nonzero(np.asarray(layer(np.ones((1000,), np.float32), training=True))) < 5
-
-
-def test_fast_dropout_bfloat16_gradient_is_the_mask():
-    layer = use_fast_layers(keras.layers.Dropout(0.2, seed=0, dtype="mixed_bfloat16"))
-    x = tf.ones((4, 50))
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = layer(x, training=True)
-        total = tf.reduce_sum(tf.cast(y, tf.float32))
-    assert y.dtype == tf.bfloat16
-    # d(sum)/dx is the scaled mask, which for x = 1 is the output itself.
-    np.testing.assert_allclose(np.asarray(tape.gradient(total, x)), np.asarray(tf.cast(y, tf.float32)), rtol=1e-2)
-
-
-@pytest.mark.parametrize("activation", ["gelu", "relu", None])
-def test_fast_dense_matches_keras_dense(activation):
-    from keras_hub.src.utils.keras_utils import gelu_approximate  # BERT's, the one fast_dense_call fuses
-
-    keras.utils.set_random_seed(0)
-    stock = keras.layers.Dense(24, activation=gelu_approximate if activation == "gelu" else activation)
-    x = np.random.default_rng(0).standard_normal((3, 5, 16)).astype(np.float32) * 3
-    expected = np.asarray(stock(x))
-    use_fast_layers(stock)
-    assert stock.call.__func__ is fast_dense_call
-    for training in (False, True):
-        np.testing.assert_allclose(np.asarray(stock(x, training=training)), expected, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(stock(x[:, 0])), expected[:, 0], rtol=1e-5, atol=1e-6)  # rank 2
-
-
-@pytest.mark.parametrize("equation,k", [
-    ("abc,cde->abde", 1),  # MultiHeadAttention's query/key/value projections
-    ("abcd,cde->abe", 2),  # its output projection
-    ("ab,bc->ac", 1),
-    ("abc,dce->abde", 0),  # the contracted axis is not the kernel's first
-    ("abc,cde->adbe", 0),  # output axes reordered
-    ("abcd,aecd->acbe", 0),  # attention scores: no kernel
-    ("ab,b->a", 1),
-])
-def test_flat_einsum_recognises_matmuls_in_disguise(equation, k):
-    assert _flat_einsum(equation) == k
-
-
-@pytest.mark.parametrize("equation,output_shape,bias_axes,flat", [
-    ("abc,cde->abde", (None, 3, 4), "de", True),
-    ("abcd,cde->abe", (None, 6), "e", True),
-    ("abc,cde->abde", (None, 3, 4), None, True),
-    ("abc,cde->abde", (None, 3, 4), "e", False),  # bias over some output axes only: Keras' call
-    ("abc,dce->abde", (None, 3, 4), "de", False),  # not a matmul in disguise: Keras' call
-])
-@pytest.mark.parametrize("dtype,tolerance", [("float32", 1e-5), ("mixed_bfloat16", 2e-2)])
-def test_fast_einsum_dense_matches_keras_and_its_gradients(equation, output_shape, bias_axes, flat, dtype, tolerance):
-    keras.utils.set_random_seed(0)
-    stock = keras.layers.EinsumDense(equation, output_shape, bias_axes=bias_axes, dtype=dtype,
-                                     bias_initializer="random_normal")
-    shape = (2, 5, 12) if len(equation.split(",")[0]) == 3 else (2, 5, 3, 4)
-    x = tf.constant(np.random.default_rng(0).standard_normal(shape), tf.float32)
-    fast = keras.layers.EinsumDense(equation, output_shape, bias_axes=bias_axes, dtype=dtype)
-    fast.build(x.shape)
-    stock.build(x.shape)
-    fast.set_weights(stock.get_weights())
-    use_fast_layers(fast)
-    assert fast.call.__func__ is fast_einsum_dense_call
-
-    def run(layer):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x, training=True)
-            weights = tf.cast(tf.reshape(tf.range(tf.size(y)) % 7, tf.shape(y)), tf.float32)  # not a plain sum
-            total = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
-        return [y, *tape.gradient(total, [x, *layer.trainable_variables])]
-
-    ours, theirs = run(fast), run(stock)
-    assert ours[0].dtype == theirs[0].dtype and ours[0].shape == theirs[0].shape
-    for a, b in zip(ours, theirs):
-        a, b = np.asarray(tf.cast(a, tf.float32)), np.asarray(tf.cast(b, tf.float32))
-        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance * np.abs(b).max())
-    if flat:  # the kernel gradient is one MatMul, not a batch of them summed
-        graph = tf.function(lambda: run(fast)).get_concrete_function().graph
-        assert not any(op.type == "BatchMatMulV2" for op in graph.get_operations())
-
-
-@pytest.mark.parametrize("mask_rows", [1, 6])  # keras-hub's (batch, 1, S) padding mask; a full (batch, T, S) mask
-@pytest.mark.parametrize("dtype,tolerance", [("float32", 1e-6), ("mixed_bfloat16", 2e-2)])
-def test_fast_masked_softmax_matches_keras_attention_and_its_gradients(mask_rows, dtype, tolerance):
-    """Same attention output and gradients as Keras' where-softmax-where, including a text with no real token."""
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    # dropout > 0: Keras routes attention without dropout to ops.dot_product_attention, which has no _masked_softmax.
-    layers = [keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, dropout=0.1, dtype=dtype,
-                                              bias_initializer="random_normal") for _ in range(2)]
-    x = tf.constant(rng.standard_normal((3, 6, 8)) * 3, tf.float32)
-    # Row 0: 4 real tokens; row 1: all real; row 2: none (Keras zeroes its attention, so must we).
-    mask = np.array([[1, 1, 1, 1, 0, 0], [1] * 6, [0] * 6], np.int32)[:, None, :].repeat(mask_rows, axis=1)
-    if mask_rows > 1:
-        mask[0, 2, :] = 0  # one query row of text 0 sees no key at all
-    for layer in layers:
-        layer(x, x, attention_mask=mask)
-    layers[1].set_weights(layers[0].get_weights())
-    use_fast_layers(layers[1])
-    assert layers[1]._masked_softmax.__func__ is fast_masked_softmax
-
-    def run(layer):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x, x, attention_mask=mask, training=False)
-            weights = tf.cast(tf.reshape(tf.range(tf.size(y)) % 5, tf.shape(y)), tf.float32)
-            total = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
-        return [y, *tape.gradient(total, [x, *layer.trainable_variables])]
-
-    fast, stock = run(layers[1]), run(layers[0])
-    f32 = lambda t: np.asarray(tf.cast(t, tf.float32))  # noqa: E731
-    # One absolute scale for all: the key bias's gradient is 0 in exact arithmetic (softmax ignores a
-    # shift of all scores), so both sides hold only rounding noise there.
-    scale = max(np.abs(f32(b)).max() for b in stock)
-    for a, b in zip(fast, stock):
-        np.testing.assert_allclose(f32(a), f32(b), rtol=tolerance, atol=tolerance * scale)
-    # The text with no real token gets Keras' answer: zero attention, so its output is the output bias
-    # (rounded to bf16 under mixed precision).
-    bias = np.asarray(tf.cast(layers[0].output_dense.bias, tf.float32))
-    np.testing.assert_allclose(f32(fast[0])[2], np.broadcast_to(bias, (6, 8)), atol=1e-6 + tolerance * np.abs(bias).max())
-    # The common case does no second pass: one SelectV2 fewer per direction than Keras' softmax.
-    graphs = [tf.function(lambda layer=layer: run(layer)).get_concrete_function().graph for layer in layers]
-    selects = [sum(op.type == "SelectV2" for op in g.get_operations()) for g in graphs]
-    assert selects[1] < selects[0]
-
-
-# Tolerances: 1 + tanh cancels near x = -5 in float32; XLA's tanh is ~1e-7 relative.
-@pytest.mark.parametrize("dtype,tolerance", [("float64", 1e-6), ("float32", 2e-5), ("bfloat16", 2e-2)])
-def test_fused_gelu_matches_keras_gelu_and_its_gradient(dtype, tolerance):
-    x = tf.cast(tf.linspace(-9.0, 9.0, 1001), dtype)  # both tails and the bend
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(x)
-        ours = fused_gelu_tanh(x)
-        theirs = keras.activations.gelu(x, approximate=True)
-        weights = tf.cast(tf.linspace(0.5, 2.0, 1001), tf.float64)
-        weighted = [tf.reduce_sum(tf.cast(y, tf.float64) * weights) for y in (ours, theirs)]
-    assert ours.dtype == x.dtype
-    f64 = lambda t: np.asarray(tf.cast(t, tf.float64))  # noqa: E731
-    np.testing.assert_allclose(f64(ours), f64(theirs), rtol=tolerance, atol=tolerance)
-    np.testing.assert_allclose(f64(tape.gradient(weighted[0], x)), f64(tape.gradient(weighted[1], x)),
-                               rtol=tolerance, atol=tolerance)
-
-
-def test_training_call_reaches_the_fused_gelu(tiny_model, monkeypatch):
-    """keras-hub calls its dense layers without `training`; Keras' call context must still route training to the fused GELU."""
-    import tfbert.model
-
-    calls = []
-    real = tfbert.model.fused_gelu_tanh
-    monkeypatch.setattr(tfbert.model, "fused_gelu_tanh", lambda x: calls.append(x.shape) or real(x))
-    x = {"token_ids": np.array([[1, 7, 9, 2]], np.int32), "segment_ids": np.zeros((1, 4), np.int32),
-         "padding_mask": np.ones((1, 4), np.int32)}
-    tiny_model(x, training=False)
-    assert calls == []  # inference keeps the grappler-fusable form
-    tiny_model(x, training=True)
-    assert len(calls) == 2  # one feed-forward layer per encoder layer
-
-
-def test_classifier_uses_fast_layers_and_reloads(tiny_model, tmp_path):
-    """Every Dropout/Dense inside the backbone is switched; the saved model loads and predicts the same."""
-    calls = [getattr(layer.call, "__func__", None) for layer in tiny_model._flatten_layers()]
-    assert calls.count(fast_dropout_call) == 1 + 2 * 3 + 2  # embeddings, 3 per encoder layer, the head's 2
-    assert calls.count(fast_dense_call) == 2 * 2 + 1 + 2  # 2 per encoder layer, the pooler, the head's 2
-    assert calls.count(fast_einsum_dense_call) == 4 * 2  # query, key, value, output per encoder layer
-    softmaxes = [getattr(layer.__dict__.get("_masked_softmax"), "__func__", None) for layer in tiny_model._flatten_layers()]
-    assert softmaxes.count(fast_masked_softmax) == 2  # one attention per encoder layer
-    path = str(tmp_path / "m.keras")
-    tiny_model.save(path)
-    again = keras.saving.load_model(path)
-    x = {"token_ids": np.array([[1, 7, 9, 2, 0]], np.int32), "segment_ids": np.zeros((1, 5), np.int32),
-         "padding_mask": np.array([[1, 1, 1, 1, 0]], np.int32)}
-    np.testing.assert_allclose(np.asarray(again(x, training=False)), np.asarray(tiny_model(x, training=False)), atol=1e-6)
+def test_a_saved_classifier_carries_its_preprocessor(tiny_tokenizer, tmp_path):
+    """save -> load: the same vocabulary, sequence length, pair setting, truncation and outputs."""
+    keras.utils.set_random_seed(2)
+    pre = TextPreprocessor.from_tokenizer(tiny_tokenizer, 12, pair=True, truncation="head_tail")
+    backbone = build_backbone(ModelConfig(num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16),
+                              tiny_tokenizer.vocabulary_size(), 16)
+    model = build_classifier(backbone, 3, "softmax", preprocessor=pre)
+    model.save(str(tmp_path / "m.keras"))
+    again = keras.saving.load_model(str(tmp_path / "m.keras"))
+    assert isinstance(again, TextClassifier) and (again.units, again.activation) == (3, "softmax")
+    loaded = again.preprocessor
+    assert (loaded.sequence_length, loaded.pair, loaded.truncation, loaded.lowercase) == (12, True, "head_tail", True)
+    assert loaded.vocabulary == pre.vocabulary
+    texts = (tf.constant(["这个手机很好推荐给大家用", "差"]), tf.constant(["快递", "服务质量很差的酒店"]))
+    features = pre(*texts)
+    for name, value in loaded(*texts).items():
+        np.testing.assert_array_equal(value.numpy(), features[name].numpy())
+    np.testing.assert_allclose(np.asarray(again(features)), np.asarray(model(features)), atol=1e-6)

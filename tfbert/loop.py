@@ -63,7 +63,10 @@ def start_run(settings: RunSettings, name: str) -> Run:
     run_dir = resolve_run_dir(settings.log_dir, settings.run_name, name,
                               resume_unfinished=not settings.backup_dir, multi_worker=worker.multi_worker)
     paths = RunPaths.create(run_dir, settings.backup_dir, worker)
-    return Run(strategy, worker, paths, resumed_epoch(paths.backup_dir))
+    resumed_at = resumed_epoch(paths.backup_dir)
+    if resumed_at:
+        logger.info("Resuming from the backup in %s: epoch %d is next.", paths.backup_dir, resumed_at + 1)
+    return Run(strategy, worker, paths, resumed_at)
 
 
 def logging_callbacks(run: Run, batch_size: int, log_every: int, examples_per_epoch: int,

@@ -92,7 +92,7 @@ def train(config: TrainConfig) -> TrainResult:
         write_summary(run.paths.run_dir, model, fitted.history, metrics, data.steps)
         graph_baseline = GraphBaseline(baseline.model, len(task.label_names)) if config.ensemble_baseline else None
         metadata = _metadata(config, splits, task, learning_rate, run.paths.run_dir)
-        export_path = export_model(config, model, splits.validation, metrics, metadata, graph_baseline)
+        export_path = export_model(config, model, task, splits.validation, metrics, metadata, graph_baseline)
     return TrainResult(export_path, metrics, task, run.paths.run_dir, model)
 
 
@@ -252,8 +252,8 @@ def _metadata(config: TrainConfig, splits: data_lib.Splits, task: Classification
     )
 
 
-def export_model(config: TrainConfig, model: TextClassifier, validation: data_lib.Examples, metrics: dict,
-                 metadata: ExportMetadata, baseline: GraphBaseline | None = None) -> str:
+def export_model(config: TrainConfig, model: TextClassifier, task: ClassificationTask, validation: data_lib.Examples,
+                 metrics: dict, metadata: ExportMetadata, baseline: GraphBaseline | None = None) -> str:
     """`<export-dir>/<model-name>/<version>/` with labels, config, metrics, vocabulary and warmup requests."""
     extra = {
         "labels.txt": "".join(name + "\n" for name in metadata.label_names),
@@ -262,5 +262,5 @@ def export_model(config: TrainConfig, model: TextClassifier, validation: data_li
         "vocab.txt": "".join(token + "\n" for token in model.preprocessor.vocabulary),
     }
     warmup = validation.texts[:8] if validation.pairs is None else list(zip(validation.texts[:8], validation.pairs[:8]))
-    return export_saved_model(model, metadata.label_names, os.path.join(config.export_dir, metadata.model_name),
+    return export_saved_model(model, task, os.path.join(config.export_dir, metadata.model_name),
                               config.version, extra, warmup_texts=warmup, baseline=baseline)

@@ -1,4 +1,4 @@
-"""Importing Hugging Face BERT checkpoints without PyTorch (tfbert/checkpoints.py).
+"""Importing Hugging Face BERT checkpoints without PyTorch (tfbert/convert_checkpoint.py).
 
 The fixture tests/data/tiny_hf_bert is a random 2-layer BERT saved by
 transformers as pytorch_model.bin with its vocabulary only in tokenizer.json,
@@ -20,8 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tfbert import checkpoints
-from tfbert.preprocessing import load_tokenizer
+from tfbert import convert_checkpoint
+from tfbert.presets import load_tokenizer
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "data", "tiny_hf_bert")
 
@@ -34,7 +34,7 @@ def fixture_copy(tmp_path):
 
 
 def test_imported_checkpoint_matches_hugging_face_outputs(tmp_path):
-    out = checkpoints.import_checkpoint(FIXTURE, str(tmp_path / "preset"))
+    out = convert_checkpoint.import_checkpoint(FIXTURE, str(tmp_path / "preset"))
     assert sorted(os.listdir(out)) == ["config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]
     expected = json.load(open(os.path.join(FIXTURE, "expected.json")))
     backbone = keras_hub.models.BertBackbone.from_preset(out)
@@ -59,7 +59,7 @@ def test_state_dict_reader_refuses_code(tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("archive/data.pkl", pickle.dumps({"w": Payload()}, protocol=2))
     with pytest.raises(ValueError, match="names posix.system, which is not part of a plain state dict"):
-        checkpoints.read_pytorch_state_dict(str(path))
+        convert_checkpoint.read_pytorch_state_dict(str(path))
     assert not (tmp_path / "pwned").exists()
 
 
@@ -70,19 +70,19 @@ def test_state_dict_reader_refuses_code(tmp_path):
 def test_a_tensor_that_overruns_its_storage_is_refused(offset, size, stride):
     # as_strided would read past the 10-element buffer (other memory) instead of failing.
     with pytest.raises(ValueError, match="does not fit its storage of 10 elements"):
-        checkpoints._rebuild_tensor(np.arange(10, dtype=np.float32), offset, size, stride)
+        convert_checkpoint._rebuild_tensor(np.arange(10, dtype=np.float32), offset, size, stride)
 
 
 def test_state_dict_reader_refuses_legacy_and_non_tensor_files(tmp_path):
     legacy = tmp_path / "old.bin"
     legacy.write_bytes(pickle.dumps({"w": 1}))
     with pytest.raises(ValueError, match="not a zip-format PyTorch file"):
-        checkpoints.read_pytorch_state_dict(str(legacy))
+        convert_checkpoint.read_pytorch_state_dict(str(legacy))
     plain = tmp_path / "plain.bin"
     with zipfile.ZipFile(plain, "w") as archive:
         archive.writestr("archive/data.pkl", pickle.dumps({"w": 1}, protocol=2))
     with pytest.raises(ValueError, match="flat state dict of tensors"):
-        checkpoints.read_pytorch_state_dict(str(plain))
+        convert_checkpoint.read_pytorch_state_dict(str(plain))
 
 
 @settings(max_examples=60, deadline=None)
@@ -99,7 +99,7 @@ def test_rebuild_tensor_reads_any_strided_view(array, data):
     order = data.draw(st.permutations(range(array.ndim)))
     view = array.transpose(order)
     strides = tuple(s // array.itemsize for s in view.strides)
-    rebuilt = checkpoints._rebuild_tensor(storage, offset, view.shape, strides)
+    rebuilt = convert_checkpoint._rebuild_tensor(storage, offset, view.shape, strides)
     np.testing.assert_array_equal(rebuilt, view)
     assert rebuilt.flags.c_contiguous
 
@@ -110,8 +110,8 @@ def test_case_setting_is_required_and_a_capital_free_cased_vocabulary_warns(fixt
     del spec["normalizer"]
     tokenizer_json.write_text(json.dumps(spec))
     with pytest.raises(ValueError, match="pass --lowercase for an uncased"):
-        checkpoints.import_checkpoint(str(fixture_copy), str(tmp_path / "a"))
-    checkpoints.import_checkpoint(str(fixture_copy), str(tmp_path / "b"), lowercase=False)
+        convert_checkpoint.import_checkpoint(str(fixture_copy), str(tmp_path / "a"))
+    convert_checkpoint.import_checkpoint(str(fixture_copy), str(tmp_path / "b"), lowercase=False)
     assert "has no capital letters" in caplog.text
     assert json.loads((tmp_path / "b" / "tokenizer_config.json").read_text())["do_lower_case"] is False
 
@@ -121,30 +121,30 @@ def test_bad_checkpoints_fail_with_the_fix(fixture_copy, tmp_path):
     config = json.loads(config_path.read_text())
     config_path.write_text(json.dumps({**config, "vocab_size": 36}))
     with pytest.raises(ValueError, match="has 35 tokens but config.json says vocab_size 36"):
-        checkpoints.import_checkpoint(str(fixture_copy), str(tmp_path / "a"))
+        convert_checkpoint.import_checkpoint(str(fixture_copy), str(tmp_path / "a"))
     config_path.write_text(json.dumps({**config, "model_type": "roberta"}))
     with pytest.raises(ValueError, match="model_type 'roberta'; only 'bert'"):
-        checkpoints.import_checkpoint(str(fixture_copy), str(tmp_path / "a"))
+        convert_checkpoint.import_checkpoint(str(fixture_copy), str(tmp_path / "a"))
     config_path.write_text(json.dumps(config))
     with pytest.raises(ValueError, match="is the checkpoint itself"):
-        checkpoints.import_checkpoint(str(fixture_copy), str(fixture_copy))
+        convert_checkpoint.import_checkpoint(str(fixture_copy), str(fixture_copy))
     (fixture_copy / "pytorch_model.bin").unlink()
     with pytest.raises(FileNotFoundError, match="none of model.safetensors, pytorch_model.bin"):
-        checkpoints.import_checkpoint(str(fixture_copy), str(tmp_path / "a"))
+        convert_checkpoint.import_checkpoint(str(fixture_copy), str(tmp_path / "a"))
 
 
 def test_train_on_an_unconverted_checkpoint_names_the_conversion(capsys, tmp_path):
-    import train
+    from tfbert.scripts import train_main
 
     argv = ["--preset", FIXTURE, "--export-dir", str(tmp_path / "sm"), "--log-dir", str(tmp_path / "logs")]
-    assert train.main(argv) == 2
+    assert train_main(argv) == 2
     err = capsys.readouterr().err
-    assert "has no model.safetensors or vocab.txt" in err and f"python -m tfbert.checkpoints {FIXTURE}" in err
+    assert "has no model.safetensors or vocab.txt" in err and f"python -m tfbert.convert_checkpoint {FIXTURE}" in err
 
 
 def test_a_sharded_safetensors_checkpoint_is_not_refused(tmp_path):
     out = tmp_path / "preset"
-    checkpoints.import_checkpoint(FIXTURE, str(out))
+    convert_checkpoint.import_checkpoint(FIXTURE, str(out))
     (out / "model.safetensors").rename(out / "model-00001-of-00001.safetensors")
     with pytest.raises(FileNotFoundError, match="has no model.safetensors, which keras-hub reads"):
         load_tokenizer(str(out))
@@ -155,14 +155,14 @@ def test_a_sharded_safetensors_checkpoint_is_not_refused(tmp_path):
 
 
 def test_cli_reports_a_missing_checkpoint_in_one_line(tmp_path, capsys):
-    assert checkpoints.main([str(tmp_path / "nope"), "--output-dir", str(tmp_path / "out")]) == 2
+    assert convert_checkpoint.main([str(tmp_path / "nope"), "--output-dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "has no config.json" in err and "\n" not in err
 
 
 def test_an_imported_safetensors_checkpoint_round_trips(tmp_path):
-    first = checkpoints.import_checkpoint(FIXTURE, str(tmp_path / "first"), lowercase=True)
-    second = checkpoints.import_checkpoint(first, str(tmp_path / "second"))
+    first = convert_checkpoint.import_checkpoint(FIXTURE, str(tmp_path / "first"), lowercase=True)
+    second = convert_checkpoint.import_checkpoint(first, str(tmp_path / "second"))
     for name in ("model.safetensors", "vocab.txt", "config.json"):
         assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes()
     assert io.open(os.path.join(second, "tokenizer_config.json")).read() == io.open(
