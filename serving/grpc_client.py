@@ -2,17 +2,26 @@
 
     python serving/grpc_client.py --host localhost:8500 --model-name snownlp_sentiment 很好 太差了
 
-Needs `tensorflow-serving-api` (a tfbert dependency) and `grpcio`.
+Prints one JSON object per text, as `predict.py` does, for every task. Needs
+`tensorflow-serving-api` (a tfbert dependency) and `grpcio`.
 """
 
 import argparse
+import json
 import sys
 
 import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from tfbert.serving import predict_request
+from tfbert.serving import Answers, predict_request
+
+
+def records(texts, outputs) -> list[dict]:
+    """predict.py's records from a PredictResponse's outputs (name -> TensorProto)."""
+    arrays = {name: tf.make_ndarray(proto) for name, proto in outputs.items()}
+    names = [n.decode("utf-8") for n in arrays["label_names"][0]] if "label_names" in arrays else []
+    return [{"text": text, **answer} for text, answer in zip(texts, Answers.from_outputs(arrays).records(names))]
 
 
 def main(argv=None) -> int:
@@ -24,10 +33,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(args.host))
     response = stub.Predict(predict_request(args.model_name, args.texts), args.timeout)
-    probabilities = tf.make_ndarray(response.outputs["probabilities"])
-    labels = tf.make_ndarray(response.outputs["label"])
-    for text, label, row in zip(args.texts, labels, probabilities):
-        print(text, label.decode("utf-8"), row.round(4).tolist())
+    for record in records(args.texts, response.outputs):
+        print(json.dumps(record, ensure_ascii=False))
     return 0
 
 

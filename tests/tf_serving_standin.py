@@ -69,6 +69,9 @@ class StandIn:
         dtypes = {n: spec.dtype for n, spec in fn.structured_input_signature[1].items()}
         out = fn(**{n: tf.constant(v, dtypes[n]) for n, v in columns.items()})
         out = {k: _jsonable(v.numpy()) for k, v in out.items()}
+        if len(out) == 1:  # TF Serving answers a single output bare, without its name
+            (value,) = out.values()
+            return {"predictions": value} if "instances" in body else {"outputs": value}
         if "instances" in body:
             return {"predictions": [dict(zip(out, values)) for values in zip(*out.values())]}
         return {"outputs": out}

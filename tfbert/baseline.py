@@ -1,12 +1,14 @@
-"""The classic baseline beside every BERT run: TF-IDF character n-grams + logistic regression.
+"""The classic baseline beside every BERT run: TF-IDF character n-grams + the task's linear model.
 
-Character 1-3-grams suit Chinese (no word segmentation needed). Settings as
-calibrated on the default corpus: sublinear tf, min_df 2, C=4; on the same
-deduplicated 80/20 split it reaches about 0.861 accuracy.
+Character 1-3-grams suit Chinese (no word segmentation needed); settings as
+calibrated on the default corpus: sublinear tf, min_df 2. The model is the
+task's (`Task.baseline_estimator`): logistic regression (C=4) for
+classification, one per label for multi-label, ridge regression for
+regression.
 
 `GraphBaseline` is the same fitted pipeline rebuilt from TensorFlow core ops,
 so `train.py --ensemble-baseline` can put it inside the SavedModel next to
-BERT: raw strings in, scikit-learn's probabilities out (to ~1e-6), nothing
+BERT: raw strings in, scikit-learn's scores out (to ~1e-6), nothing
 but `tensorflow` needed to serve it.
 """
 
@@ -22,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfbert.data import PAIR_SEPARATOR, Splits, joined_texts
-from tfbert.tasks import ClassificationTask
+from tfbert.tasks import Task
 
 logger = logging.getLogger(__name__)
 
@@ -64,50 +66,42 @@ def fit_baseline(texts: Sequence[str], ids: np.ndarray, estimator):
     return model.fit(list(texts), ids)
 
 
-def baseline_probabilities(model, texts: Sequence[str], num_labels: int) -> np.ndarray:
-    """[len(texts), num_labels] probabilities; columns are label ids (a label absent from training stays 0)."""
-    probabilities = np.zeros((len(texts), num_labels))
-    probabilities[:, model.classes_] = model.predict_proba(list(texts))
-    return probabilities
-
-
 @dataclasses.dataclass(frozen=True)
 class BaselineResult:
-    """The fitted pipeline, its validation probabilities and metrics (with its fit time)."""
+    """The fitted pipeline, its validation scores (the task's: probabilities or predictions) and metrics."""
 
     model: Any
-    probabilities: np.ndarray
+    scores: np.ndarray
     metrics: dict[str, Any]
 
 
-def tfidf_baseline(task: ClassificationTask, splits: Splits) -> BaselineResult:
-    """Fit the baseline on the training split and score it on the validation split."""
+def tfidf_baseline(task: Task, splits: Splits) -> BaselineResult:
+    """Fit the task's baseline (`task.baseline_estimator()`) on the training split; score it on the validation split."""
     start = time.time()
     train, validation = splits.train, splits.validation
-    model = fit_baseline(joined_texts(train.texts, train.pairs), task.label_ids(train.labels),
-                         task.baseline_estimator())
-    probabilities = baseline_probabilities(model, joined_texts(validation.texts, validation.pairs),
-                                           len(task.label_names))
-    metrics = task.evaluate(task.label_ids(validation.labels), probabilities)
+    estimator = task.baseline_estimator()
+    model = fit_baseline(joined_texts(train.texts, train.pairs), task.baseline_targets(train.labels), estimator)
+    scores = task.baseline_scores(model, joined_texts(validation.texts, validation.pairs))
+    metrics = task.evaluate(task.truth(validation.labels), scores)
     metrics["train_seconds"] = round(time.time() - start, 1)
-    logger.info("Baseline (TF-IDF char 1-3-grams + LogisticRegression): accuracy %.4f, F1 %.4f (%.0f s)",
-                metrics["accuracy"], metrics["f1"], metrics["train_seconds"])
-    return BaselineResult(model, probabilities, metrics)
+    logger.info("Baseline (TF-IDF char 1-3-grams + %s): %s (%.0f s)", type(estimator).__name__,
+                task.summary_line(metrics), metrics["train_seconds"])
+    return BaselineResult(model, scores, metrics)
 
 
 class GraphBaseline(tf.Module):
-    """A fitted `fit_baseline` pipeline as TensorFlow ops: strings [batch] -> probabilities [batch, num_labels].
+    """A fitted `fit_baseline` pipeline as TensorFlow ops: strings [batch] -> the task's scores [batch, width].
 
     Step by step what sklearn does: `normalize`, collapse whitespace runs,
     character n-grams, keep the vocabulary's (a hash table), sublinear tf
-    (1 + ln count), times idf, L2-normalize the row, then the logistic
-    regression's softmax.
+    (1 + ln count), times idf, L2-normalize the row, then the task's linear
+    model and its link (`task.baseline_linear`, `task.link`).
     Everything is a core op TF Serving links. Arithmetic is float32 against
     sklearn's float64: probabilities agree to ~1e-6. Known difference: the
     few code points in ICU_LOWERCASE_GAP are not lowercased here.
     """
 
-    def __init__(self, model, num_labels: int):
+    def __init__(self, model, task: Task):
         super().__init__(name="tfidf_baseline")
         vectorizer, classifier = model[0], model[-1]
         settings = (vectorizer.analyzer, vectorizer.preprocessor, vectorizer.sublinear_tf, vectorizer.norm,
@@ -122,13 +116,11 @@ class GraphBaseline(tf.Module):
             default_value=-1,
         )
         self.idf = tf.constant(vectorizer.idf_, tf.float32)
-        coef, intercept = _softmax_rows(classifier.coef_, classifier.intercept_)
-        self.coef = tf.constant(coef.T, tf.float32)  # [terms, classes]
+        coef, intercept, placement = task.baseline_linear(classifier)
+        self.coef = tf.constant(coef, tf.float32)  # [terms, outputs]
         self.intercept = tf.constant(intercept, tf.float32)
-        # Puts sklearn's class columns (classifier.classes_) at their label ids.
-        placement = np.zeros((len(classifier.classes_), num_labels), np.float32)
-        placement[np.arange(len(classifier.classes_)), classifier.classes_] = 1.0
-        self.placement = tf.constant(placement)
+        self.placement = tf.constant(placement)  # the estimator's output columns -> the task's score columns
+        self._link = task.link  # softmax, sigmoid per label, or identity
 
     def __call__(self, texts: tf.Tensor, text_pairs: tf.Tensor | None = None) -> tf.Tensor:
         if text_pairs is not None:
@@ -151,15 +143,5 @@ class GraphBaseline(tf.Module):
         dots = tf.math.unsorted_segment_sum(values[:, None] * tf.gather(self.coef, terms), rows, batch)
         # An empty row (no known n-gram) stays all-zero, as sklearn's normalize leaves it.
         scores = dots / tf.maximum(norms, 1e-30)[:, None] + self.intercept
-        return tf.matmul(tf.nn.softmax(scores, axis=1), self.placement)
+        return tf.matmul(self._link(scores), self.placement)
 
-
-def _softmax_rows(coef: np.ndarray, intercept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's coefficients as one row per class, for a softmax.
-
-    A two-class LogisticRegression stores one row, the logit of its second
-    class: sigmoid(z) = softmax([0, z])[1], so a zero row goes before it.
-    """
-    missing = max(0, 2 - coef.shape[0])
-    return (np.concatenate([np.zeros((missing, coef.shape[1])), coef]),
-            np.concatenate([np.zeros(missing), intercept]))

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
+
+from tfbert.labels import LabelFormat
 
 # The article: pad to 128, batch 32, 3 epochs, 80/20 split with random_state 42.
 DEFAULT_MAX_SEQ_LENGTH = 128
@@ -22,6 +25,15 @@ SPLIT_SEED = 42
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 TRUNCATIONS = ("head", "head_tail")  # which tokens of an overlong text are kept; see tfbert/preprocessor.py
 REQUEST_FORMATS = ("row", "columnar")  # TF Serving's two JSON formats
+TASKS = ("classification", "multi_label", "regression")
+# The validation metrics each task reports, as --metric-for-best-model names them ("loss" is the task's loss).
+TASK_METRICS = {
+    "classification": ("loss", "accuracy", "f1", "precision", "recall", "roc_auc"),
+    "multi_label": ("loss", "micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss"),
+    "regression": ("loss", "rmse", "mae", "r2", "pearson", "spearman"),
+}
+REGRESSION_LOSSES = ("mse", "huber")
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -115,6 +127,28 @@ def _check_strategy(strategy: str, tpu: str | None) -> None:
         raise ValueError("--strategy tpu needs --tpu NAME_OR_ADDRESS (e.g. grpc://10.0.0.2:8470, or 'local').")
 
 
+def _check_task(config: TrainConfig) -> None:
+    if config.task not in TASKS:
+        raise ValueError(f"--task {config.task!r} is not one of {', '.join(TASKS)}.")
+    if config.metric_for_best_model not in TASK_METRICS[config.task]:
+        raise ValueError(f"--metric-for-best-model {config.metric_for_best_model!r} is not a {config.task} metric; "
+                         f"choose one of {', '.join(TASK_METRICS[config.task])}.")
+    if config.loss not in REGRESSION_LOSSES:
+        raise ValueError(f"--loss {config.loss!r} is not one of {', '.join(REGRESSION_LOSSES)}.")
+    if config.class_weight not in CLASS_WEIGHTS:
+        raise ValueError(f"--class-weight {config.class_weight!r} is not one of {', '.join(CLASS_WEIGHTS)}.")
+    if config.class_weight == "balanced" and config.task == "regression":
+        raise ValueError("--class-weight balanced weights classes or labels; a regression task has neither.")
+    if config.label_columns is not None and (config.task != "multi_label" or not config.label_format.columns):
+        raise ValueError("--label-columns NAME,NAME,... is the wide form of --task multi_label; pass both.")
+    if not 0.0 < config.threshold < 1.0:
+        raise ValueError(f"--threshold must be in (0, 1), got {config.threshold}.")
+    if not config.label_separator:
+        raise ValueError("--label-separator must not be empty.")
+    if config.task != "classification" and not config.data:
+        raise ValueError(f"--task {config.task} needs --data: the default corpus has one sentiment label per text.")
+
+
 def _check_max_seq_length(max_seq_length: int) -> None:
     if max_seq_length < 3:
         raise ValueError(f"--max-seq-length must be >= 3 ([CLS] + one token + [SEP]), got {max_seq_length}.")
@@ -135,10 +169,25 @@ class TrainConfig(_Serializable):
         default=None,
         metadata=_help("Validation file. Default: a stratified 20%% split of --data (random_state 42)."),
     )
+    task: str = field(
+        default="classification",
+        metadata=_help(
+            f"What a label is: {', '.join(TASKS)}. classification: one label per text (binary or multi-class); "
+            "multi_label: a set of labels per text (a JSONL list, labels joined by --label-separator, or "
+            "--label-columns); regression: one number per text."
+        ),
+    )
     text_column: str = field(default="text", metadata=_help("Column holding the text."))
     label_column: str = field(default="label", metadata=_help("Column holding the label (string or int)."))
+    label_separator: str = field(
+        default=",", metadata=_help("multi_label: the separator of several labels in one CSV/TSV cell.")
+    )
+    label_columns: str | None = field(
+        default=None,
+        metadata=_help("multi_label, wide form: comma-separated 0/1 columns, one per label (instead of --label-column)."),
+    )
     text_pair_column: str | None = field(
-        default=None, metadata=_help("Optional second text column, for sentence-pair classification.")
+        default=None, metadata=_help("Optional second text column, for sentence-pair tasks.")
     )
     max_train_samples: int | None = field(
         default=None, metadata=_help("Keep only the first N training examples (after the split): smoke runs.")
@@ -189,10 +238,32 @@ class TrainConfig(_Serializable):
         default=True,
         metadata=_help("Pad each batch to its own length bucket instead of --max-seq-length (faster, same result)."),
     )
+    loss: str = field(
+        default="mse", metadata=_help(f"regression: the loss on standardized targets, {' or '.join(REGRESSION_LOSSES)}.")
+    )
+    class_weight: str = field(
+        default="none",
+        metadata=_help(
+            "balanced: weight each class by the inverse of its training frequency (classification), or each "
+            "label's positives by negatives / positives (multi_label). The run summary shows the weights."
+        ),
+    )
+    threshold: float = field(
+        default=0.5,
+        metadata=_help("Decision threshold on a probability: binary classification (label 1) and multi_label "
+                       "(each label). Exported with the model."),
+    )
+    metric_for_best_model: str = field(
+        default="loss",
+        metadata=_help(
+            "The validation metric early stopping and the kept checkpoint follow: loss, or one of the task's: "
+            + "; ".join(f"{task}: {', '.join(names[1:])}" for task, names in TASK_METRICS.items()) + "."
+        ),
+    )
     early_stopping_patience: int = field(
         default=2,
         metadata=_help(
-            "Stop after this many epochs without a lower validation loss (0: never stop early). "
+            "Stop after this many epochs without a better --metric-for-best-model (0: never stop early). "
             "The best epoch's weights are restored and exported either way."
         ),
     )
@@ -265,10 +336,16 @@ class TrainConfig(_Serializable):
         if self.log_every < 1:
             raise ValueError(f"--log-every must be >= 1 (steps between step scalars), got {self.log_every}.")
         parse_profile_batch(self.profile_batch)  # fails here, before TensorFlow starts
+        _check_task(self)
         if self.ensemble_baseline and not self.baseline:
             raise ValueError(
                 "--ensemble-baseline exports the baseline beside BERT, so it cannot go with --no-baseline; drop one."
             )
+
+    @property
+    def label_format(self) -> LabelFormat:
+        columns = tuple(c.strip() for c in self.label_columns.split(",") if c.strip()) if self.label_columns else ()
+        return LabelFormat(self.task, self.label_separator, columns)
 
     @property
     def profile_steps(self) -> tuple[int, int] | None:
@@ -291,14 +368,26 @@ class EvaluateConfig:
     )
     json: str | None = field(default=None, metadata=_help("Also write the metrics to this JSON file."))
     predictions: str | None = field(
-        default=None, metadata=_help("Also write one JSON line per example (text, label, predicted, probabilities).")
+        default=None,
+        metadata=_help("Also write one JSON line per example: its text, the true label(s) as `truth`, and the "
+                       "model's answer (as predict.py prints it)."),
     )
-    threshold: float = field(default=0.5, metadata=_help("Binary models: predict label 1 when P(label 1) >= this."))
+    label_separator: str | None = field(
+        default=None, metadata=_help("multi_label: separator of labels in one CSV/TSV cell. Default: training's.")
+    )
+    label_columns: str | None = field(
+        default=None, metadata=_help("multi_label, wide form: comma-separated 0/1 columns. Default: training's.")
+    )
+    threshold: float | None = field(
+        default=None,
+        metadata=_help("Decision threshold (binary classification: label 1; multi_label: each label). "
+                       "Default: the exported one."),
+    )
     batch_size: int = field(default=64, metadata=_help("Texts per call to the SavedModel."))
     debug: bool = field(default=False, metadata=_help("Show full tracebacks."))
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ValueError(f"--threshold must be in (0, 1), got {self.threshold}.")
         _check_positive(batch_size=self.batch_size)
 
@@ -321,11 +410,31 @@ class PredictConfig:
     request_format: str = field(
         default="row", metadata=_help("TF Serving JSON format with --server: row (instances) or columnar (inputs).")
     )
-    file: str | None = field(default=None, metadata=_help("Read texts from this file, one per line."))
+    file: str | None = field(
+        default=None,
+        metadata=_help("Read texts from this file: .csv, .tsv or .jsonl (with --text-column), or .txt (one text "
+                       "per line; text<TAB>text_pair for a pair model). Read and answered in batches."),
+    )
+    text_column: str | None = field(
+        default=None, metadata=_help("--file's text column. Default: the export's training column, else 'text'.")
+    )
+    text_pair_column: str | None = field(
+        default=None, metadata=_help("--file's second text column, for a sentence-pair model. Default: training's.")
+    )
+    output: str | None = field(
+        default=None,
+        metadata=_help("Write the answers here instead of stdout: .csv, .tsv or .jsonl, every input column kept "
+                       "(an answer field whose name an input column already has is written as predicted_<name>)."),
+    )
     batch_size: int = field(default=64, metadata=_help("Texts per request."))
     debug: bool = field(default=False, metadata=_help("Show full tracebacks."))
 
     def __post_init__(self) -> None:
+        if self.output is not None and os.path.splitext(self.output)[1].lower() not in (".csv", ".tsv", ".jsonl"):
+            raise ValueError(f"--output {self.output!r}: name a .csv, .tsv or .jsonl file; the extension picks the "
+                             "format.")
+        if self.output is not None and not self.file:
+            raise ValueError("--output needs --file: it writes each input row with its answer.")
         if (self.model is None) == (self.server is None):
             raise ValueError("Give exactly one of --model DIR (a local export) or --server URL (TF Serving).")
         if self.server and not self.model_name:

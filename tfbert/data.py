@@ -24,8 +24,9 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
+from tfbert.labels import LabelFormat
 from tfbert.config import SPLIT_SEED, TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,15 @@ def _read_text(path: str) -> str:
         ) from None
 
 
-def _read_rows(path: str) -> list[dict]:
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One record of a file and the line it ends on (for messages)."""
+
+    line: int
+    values: dict
+
+
+def _read_rows(path: str) -> list[Row]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"Data file {path!r} does not exist. Check the path.")
     if os.path.isdir(path):
@@ -99,19 +108,19 @@ def _read_rows(path: str) -> list[dict]:
                 raise ValueError(f"{path}: line {number} is not valid JSON ({error.msg}).") from None
             if not isinstance(row, dict):
                 raise ValueError(f"{path}: line {number} is a JSON {type(row).__name__}, expected an object.")
-            rows.append(row)
+            rows.append(Row(number, row))
         return rows
     # The csv module reads quoted fields that span lines, and needs the newlines
     # to do it (newline=""); str.splitlines() dropped them and also split at
     # U+2028, \x85, \x0c, ... inside a text.
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if FORMATS[ext] == "tsv" else ",")
-    return list(reader)
+    return [Row(reader.line_num, row) for row in reader]
 
 
-def _column_check(path: str, rows: list[dict], columns: dict[str, str]) -> None:
-    found = sorted({key for row in rows[:1000] for key in row if key is not None})
+def _column_check(path: str, rows: list[Row], columns: dict[str, str]) -> None:
+    found = sorted({key for row in rows[:1000] for key in row.values if key is not None})
     for flag, name in columns.items():
-        if not any(name in row for row in rows[:1000]):
+        if not any(name in row.values for row in rows[:1000]):
             raise ValueError(
                 f"{path}: no {flag.replace('_', ' ')} {name!r}; columns found: {', '.join(found) or '(none)'}. "
                 f"Pass --{flag.replace('_', '-')} NAME."
@@ -126,26 +135,35 @@ def _as_text(value: object) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-def load_examples(
-    path: str, text_column: str = "text", label_column: str = "label", text_pair_column: str | None = None
-) -> Examples:
+def _required_columns(text_column: str, label_column: str, text_pair_column: str | None,
+                      labels: LabelFormat) -> dict[str, str]:
+    columns = {"text_column": text_column}
+    if labels.columns:
+        columns.update({f"label_columns entry {i + 1},": name for i, name in enumerate(labels.columns)})
+    else:
+        columns["label_column"] = label_column
+    if text_pair_column:
+        columns["text_pair_column"] = text_pair_column
+    return columns
+
+
+def load_examples(path: str, text_column: str = "text", label_column: str = "label",
+                  text_pair_column: str | None = None, labels: LabelFormat = LabelFormat()) -> Examples:
     """Read a labelled file and drop rows with missing values or blank texts.
 
     Raises:
         FileNotFoundError: `path` does not exist.
-        ValueError: unknown format, empty file, missing column, bad UTF-8 or JSON.
+        ValueError: unknown format, empty file, missing column, bad UTF-8 or JSON, a label the task cannot read.
     """
     rows = _read_rows(path)
-    columns = {"text_column": text_column, "label_column": label_column}
-    if text_pair_column:
-        columns["text_pair_column"] = text_pair_column
-    _column_check(path, rows, columns)
-    texts, pairs, labels = [], [], []
+    _column_check(path, rows, _required_columns(text_column, label_column, text_pair_column, labels))
+    texts, pairs, values = [], [], []
     missing = blank = 0
     for row in rows:
-        text, label = _as_text(row.get(text_column)), _as_text(row.get(label_column))
-        pair = _as_text(row.get(text_pair_column)) if text_pair_column else ""
-        if text is None or label is None or pair is None or not label.strip():
+        text = _as_text(row.values.get(text_column))
+        pair = _as_text(row.values.get(text_pair_column)) if text_pair_column else ""
+        label = labels.parse(row.values, label_column, f"{path}: line {row.line}")
+        if text is None or label is None or pair is None:
             missing += 1
             continue
         if not text.strip() or (text_pair_column and not pair.strip()):
@@ -153,14 +171,14 @@ def load_examples(
             continue
         texts.append(text)
         pairs.append(pair)
-        labels.append(label.strip())
+        values.append(label)
     if missing:
         logger.warning("%s: dropped %d rows with a missing text or label.", path, missing)
     if blank:
         logger.warning("%s: dropped %d rows whose text is empty or whitespace only.", path, blank)
     if not texts:
         raise ValueError(f"{path}: no usable rows (all {len(rows)} had missing or blank values).")
-    return Examples(texts=texts, labels=labels, pairs=pairs if text_pair_column else None)
+    return Examples(texts=texts, labels=values, pairs=pairs if text_pair_column else None)
 
 
 def load_default_corpus() -> Examples:
@@ -209,9 +227,18 @@ def deduplicate(examples: Examples, name: str = "training data") -> Examples:
     return examples.subset(keep)
 
 
-def split(examples: Examples, validation_fraction: float = 0.2, seed: int = SPLIT_SEED) -> tuple[Examples, Examples]:
-    """Stratified split, as the article's `train_test_split(test_size=0.2, random_state=42)`."""
+def split(examples: Examples, validation_fraction: float = 0.2, seed: int = SPLIT_SEED,
+          stratify: bool = True) -> tuple[Examples, Examples]:
+    """The article's `train_test_split(test_size=0.2, random_state=42)`, stratified by label where `stratify`.
+
+    Only single labels can be stratified; multi-label and regression splits are random.
+    """
     from sklearn.model_selection import train_test_split
+
+    if not stratify:
+        train_idx, val_idx = train_test_split(list(range(len(examples))), test_size=validation_fraction,
+                                              random_state=seed)
+        return examples.subset(train_idx), examples.subset(val_idx)
 
     counts = Counter(examples.labels)
     rare = {label: n for label, n in counts.items() if n < 2}
@@ -248,11 +275,12 @@ def load_splits(config: TrainConfig) -> Splits:
     """The training and validation examples `config` describes.
 
     The training file (or the default corpus) is de-duplicated, then split
-    80/20 (stratified, random_state 42), or, with a validation file, cleared
+    80/20 (random_state 42, stratified for classification), or, with a validation file, cleared
     of every text that file holds.
     """
     if config.data:
-        examples = load_examples(config.data, config.text_column, config.label_column, config.text_pair_column)
+        examples = load_examples(config.data, config.text_column, config.label_column, config.text_pair_column,
+                                 config.label_format)
         name = os.path.splitext(os.path.basename(config.data))[0]
     else:
         if config.text_pair_column:
@@ -261,10 +289,56 @@ def load_splits(config: TrainConfig) -> Splits:
     examples = deduplicate(examples)
     if config.validation_data:
         validation = load_examples(config.validation_data, config.text_column, config.label_column,
-                                   config.text_pair_column)
+                                   config.text_pair_column, config.label_format)
         train = drop_overlap(examples, validation)
     else:
-        train, validation = split(examples)
+        train, validation = split(examples, stratify=config.label_format.stratified)
     if config.max_train_samples is not None:
         train = train.subset(range(min(config.max_train_samples, len(train))))
     return Splits(train, validation, name)
+
+
+
+STREAM_FORMATS = {**FORMATS, ".txt": "txt"}
+
+
+def iter_rows(path: str) -> Iterator[Row]:
+    """The records of a .csv / .tsv / .jsonl file, or the lines of a .txt file (as `{"text": line}`), one at a time.
+
+    Streams: memory stays bounded whatever the file's size. A .txt line may be `text<TAB>text_pair`
+    (`{"text": ..., "text_pair": ...}`). Blank .txt and .jsonl lines are skipped.
+
+    Raises:
+        FileNotFoundError, IsADirectoryError: no such file.
+        ValueError: another extension, or a malformed JSON line.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"--file {path!r} does not exist. Check the path.")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"--file {path!r} is a directory; pass a .csv, .tsv, .jsonl or .txt file.")
+    kind = STREAM_FORMATS.get(os.path.splitext(path)[1].lower())
+    if kind is None:
+        raise ValueError(f"--file {path!r}: expected .csv, .tsv, .jsonl or .txt; rename the file to match its format.")
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        if kind in ("csv", "tsv"):
+            reader = csv.DictReader(f, delimiter="\t" if kind == "tsv" else ",")
+            for values in reader:
+                yield Row(reader.line_num, values)
+            return
+        for number, line in enumerate(f, 1):
+            line = line.rstrip("\r\n")
+            if line.strip():
+                yield Row(number, _line_record(line, kind, path, number))
+
+
+def _line_record(line: str, kind: str, path: str, number: int) -> dict:
+    if kind == "txt":
+        text, tab, pair = line.partition("\t")
+        return {"text": text, "text_pair": pair} if tab else {"text": text}
+    try:
+        values = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: line {number} is not valid JSON ({error.msg}).") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: line {number} is a JSON {type(values).__name__}, expected an object.")
+    return values

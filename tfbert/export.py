@@ -2,12 +2,16 @@
 
 Signatures (see README "Serving"):
 - `serving_default`: `text` (tf.string, [batch]) [+ `text_pair` for pair
-  models] -> `probabilities` (float32, [batch, num_labels]; binary models
-  return [P(label 0), P(label 1)] per row) and `label` (tf.string, [batch]).
+  models] -> the task's outputs (`Task.serving_outputs`):
+  classification: `probabilities` (float32, [batch, num_labels]; binary
+  models return [P(label 0), P(label 1)] per row), `label` and `label_names`;
+  multi_label: `probabilities`, `labels` (bool, [batch, num_labels], the
+  predicted set at the exported threshold) and `label_names`;
+  regression: `prediction` (float32, [batch], in the targets' units).
 - `serve_token_ids`: `token_ids`, `segment_ids`, `padding_mask` (int32,
   [batch, seq]) -> the same outputs, for clients that tokenize themselves.
   Not in an `--ensemble-baseline` export, whose serving_default adds
-  `bert_probabilities` and `baseline_probabilities` (see `build_archive`).
+  `bert_<output>` and `baseline_<output>` (see `build_archive`).
 
 Tokenization happens inside the graph with tensorflow-text ops, so the
 export answers raw strings with only `tensorflow` + `tensorflow_text`.
@@ -31,7 +35,7 @@ from tfbert import atomic, keras_compat
 from tfbert.baseline import GraphBaseline
 from tfbert.preprocessor import FEATURES
 from tfbert.serving import ASSETS_EXTRA, predict_request, version_numbers
-from tfbert.tasks import ClassificationTask
+from tfbert.tasks import Task
 
 logger = logging.getLogger(__name__)
 
@@ -119,28 +123,21 @@ def run_by_length(model: keras.Model, features: dict[str, tf.Tensor], chunk_size
     return tf.gather(tf.reshape(outputs.concat(), [-1, width]), tf.math.invert_permutation(order))
 
 
-def _outputs(model: keras.Model, task: ClassificationTask, features: dict, copies=(),
-             baseline_probabilities: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+def _outputs(model: keras.Model, task: Task, features: dict, copies=(),
+             baseline_scores: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+    """The task's serving outputs; with a baseline, of the equal-weight mean, both parts reported beside it."""
     labels = tf.constant(list(task.label_names), tf.string)
     with keras_compat.reading(copies):
-        probabilities = task.probabilities(run_by_length(model, features))
-    parts = {}
-    if baseline_probabilities is not None:  # --ensemble-baseline: equal-weight mean, both parts reported
-        parts = {"bert_probabilities": probabilities, "baseline_probabilities": baseline_probabilities}
-        probabilities = (probabilities + baseline_probabilities) / 2.0
-    batch = tf.shape(probabilities)[0]
-    return {
-        **parts,
-        "probabilities": probabilities,
-        "label": tf.gather(labels, tf.argmax(probabilities, axis=-1)),
-        # The names of the probability columns, repeated per row: TF Serving's
-        # row format needs a batch dimension on every output, and remote
-        # clients then need no side file to name the columns.
-        "label_names": tf.tile(labels[tf.newaxis, :], tf.stack([batch, 1])),
-    }
+        scores = task.scores(run_by_length(model, features))
+    if baseline_scores is None:
+        return task.serving_outputs(scores, labels)
+    outputs = task.serving_outputs((scores + baseline_scores) / 2.0, labels)
+    name = task.score_output
+    return {**outputs, f"bert_{name}": task.serving_outputs(scores, labels)[name],
+            f"baseline_{name}": task.serving_outputs(baseline_scores, labels)[name]}
 
 
-def build_archive(model: keras.Model, task: ClassificationTask,
+def build_archive(model: keras.Model, task: Task,
                   baseline: GraphBaseline | None = None) -> keras.export.ExportArchive:
     """An ExportArchive with the raw-text and token-id signatures; `model.preprocessor` tokenizes.
 
@@ -186,7 +183,7 @@ def build_archive(model: keras.Model, task: ClassificationTask,
 
 def export_saved_model(
     model: keras.Model,
-    task: ClassificationTask,
+    task: Task,
     base_dir: str,
     version: int | None = None,
     extra_files: dict[str, str] | None = None,

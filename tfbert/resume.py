@@ -33,7 +33,20 @@ from tfbert.distribute import WorkerInfo
 logger = logging.getLogger(__name__)
 
 BACKUP_METADATA = "training_metadata.json"  # written by keras.callbacks.BackupAndRestore
-MONITOR = "val_loss"
+
+
+@dataclasses.dataclass(frozen=True)
+class Monitor:
+    """The validation value that picks the best epoch (`--metric-for-best-model`): its log name and direction."""
+
+    name: str = "val_loss"
+    mode: str = "min"
+
+    def improves(self, value: float | None, best: float | None) -> bool:
+        """Whether `value` beats `best` (None: nothing yet). As Keras' callbacks: a NaN never improves."""
+        if value is None or not math.isfinite(value):
+            return False
+        return best is None or (value < best if self.mode == "min" else value > best)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,14 +118,15 @@ def resumed_epoch(backup_dir: str) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class BestEpochRecord:
-    """The epoch with the best monitored value so far (0-based) and its validation logs."""
+    """The epoch with the best monitored value so far (0-based), its validation logs and what was monitored."""
 
     epoch: int
     logs: dict[str, float]
+    monitor: str = "val_loss"
 
     @property
     def value(self) -> float:
-        return self.logs[MONITOR]
+        return self.logs[self.monitor]
 
     @classmethod
     def read(cls, path: str) -> BestEpochRecord | None:
@@ -120,27 +134,29 @@ class BestEpochRecord:
             return None
         with open(path, encoding="utf-8") as f:
             values = json.load(f)
-        return cls(int(values["epoch"]), {k: float(v) for k, v in values["logs"].items()})
+        return cls(int(values["epoch"]), {k: float(v) for k, v in values["logs"].items()},
+                   values.get("monitor", "val_loss"))
 
     def write(self, path: str) -> None:
         atomic.write_text(path, json.dumps(dataclasses.asdict(self)))
 
 
-def previous_best(paths: RunPaths, resumed_at: int) -> BestEpochRecord | None:
+def previous_best(paths: RunPaths, resumed_at: int, monitor: Monitor = Monitor()) -> BestEpochRecord | None:
     """The best epoch before a restart at epoch `resumed_at`; None for a fresh run or a stale file."""
     best = BestEpochRecord.read(paths.best_file) if resumed_at else None  # a fresh run ignores an old file
-    if best is not None and best.epoch >= resumed_at:  # not from this run's epochs (an old run of the same name)
-        logger.warning("Ignoring %s: its epoch %d is not before the resumed epoch %d.", paths.best_file,
-                       best.epoch + 1, resumed_at + 1)
+    if best is not None and (best.epoch >= resumed_at or best.monitor != monitor.name):
+        # Not from this run's epochs (an old run of the same name), or another metric's best.
+        logger.warning("Ignoring %s: its epoch %d (%s) is not this run's best before the resumed epoch %d.",
+                       paths.best_file, best.epoch + 1, best.monitor, resumed_at + 1)
         return None
     if best is not None:
         logger.info("Resumed at epoch %d; the best epoch so far is %d (%s %.4f).",
-                    resumed_at + 1, best.epoch + 1, MONITOR, best.value)
+                    resumed_at + 1, best.epoch + 1, monitor.name, best.value)
     return best
 
 
-def best_epoch_callbacks(paths: RunPaths, patience: int, resumed_at: int,
-                         best: BestEpochRecord | None) -> list[keras.callbacks.Callback]:
+def best_epoch_callbacks(paths: RunPaths, patience: int, resumed_at: int, best: BestEpochRecord | None,
+                         monitor: Monitor = Monitor()) -> list[keras.callbacks.Callback]:
     """[early stopping, best.keras checkpoint, best.json], resuming from `best` (`previous_best`).
 
     The best epoch's weights are restored (and exported) also when that
@@ -149,31 +165,33 @@ def best_epoch_callbacks(paths: RunPaths, patience: int, resumed_at: int,
     decision resumes; its weights are never exported.
     """
     return [
-        ResumableEarlyStopping(best, paths.best_checkpoint, resumed_at, monitor=MONITOR, patience=patience),
-        keras.callbacks.ModelCheckpoint(paths.best_checkpoint, monitor=MONITOR, save_best_only=True,
-                                        initial_value_threshold=best.value if best else None),
-        BestEpoch(paths.best_file, best),
+        ResumableEarlyStopping(best, paths.best_checkpoint, resumed_at, monitor=monitor.name, mode=monitor.mode,
+                               patience=patience),
+        keras.callbacks.ModelCheckpoint(paths.best_checkpoint, monitor=monitor.name, mode=monitor.mode,
+                                        save_best_only=True, initial_value_threshold=best.value if best else None),
+        BestEpoch(paths.best_file, best, monitor),
     ]
 
 
 class BestEpoch(keras.callbacks.Callback):
-    """Writes the epoch with the lowest val_loss, and its validation logs, to `path` (JSON), across restarts.
+    """Writes the epoch with the best monitored value, and its validation logs, to `path` (JSON), across restarts.
 
     Put it after ModelCheckpoint: the file then never names an epoch whose
     checkpoint is not written yet.
     """
 
-    def __init__(self, path: str, best: BestEpochRecord | None = None):
+    def __init__(self, path: str, best: BestEpochRecord | None = None, monitor: Monitor = Monitor()):
         super().__init__()
         self.path = path
         self.best = best
+        self.monitor = monitor
 
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(MONITOR)
-        # As Keras' callbacks: a NaN is never an improvement.
-        if value is None or not math.isfinite(value) or (self.best is not None and not value < self.best.value):
+        value = (logs or {}).get(self.monitor.name)
+        if not self.monitor.improves(value, None if self.best is None else self.best.value):
             return
-        self.best = BestEpochRecord(epoch, {k: float(v) for k, v in logs.items() if k.startswith("val_")})
+        logs = {k: float(v) for k, v in logs.items() if k.startswith("val_")}
+        self.best = BestEpochRecord(epoch, logs, self.monitor.name)
         self.best.write(self.path)
 
 

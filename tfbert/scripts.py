@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 
 from tfbert.cli import run_script
@@ -49,18 +48,17 @@ PRETRAIN_DOC = """Pretrain a BERT with masked-LM on unlabelled text and save it 
 
 
 def _train(config: TrainConfig) -> int:
-    from tfbert.metrics import loss_and_accuracy
     from tfbert.training import train
 
     result = train(config)
-    metrics = result.metrics
+    metrics, line = result.metrics, result.task.summary_line
     if "bert" in metrics:  # --ensemble-baseline: the top-level metrics are the exported ensemble's
-        print(f"BERT alone: {loss_and_accuracy(metrics['bert'])}")
-        print(f"Ensemble (BERT + baseline, equal weights, as exported): {loss_and_accuracy(metrics)}")
+        print(f"BERT alone: {line(metrics['bert'])}")
+        print(f"Ensemble (BERT + baseline, equal weights, as exported): {line(metrics)}")
     else:
-        print(loss_and_accuracy(metrics))
+        print(line(metrics))
     if "baseline" in metrics:
-        print(f"Baseline (TF-IDF + LogisticRegression): {loss_and_accuracy(metrics['baseline'])}")
+        print(f"Baseline (TF-IDF + {result.task.baseline_name}): {line(metrics['baseline'])}")
     if result.export_path:
         logger.info("SavedModel: %s", result.export_path)
     logger.info("TensorBoard: tensorboard --logdir %s", result.run_dir)
@@ -102,11 +100,6 @@ def pretrain_main(argv: list[str] | None = None) -> int:
 def _read_texts(config: PredictConfig) -> list[str]:
     if config.texts:
         return list(config.texts)
-    if config.file:
-        if not os.path.isfile(config.file):
-            raise FileNotFoundError(f"--file {config.file!r} does not exist.")
-        with open(config.file, encoding="utf-8") as f:
-            return [line.rstrip("\r\n") for line in f if line.strip()]
     return [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
 
 
@@ -125,20 +118,31 @@ def _split_pairs(texts: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _predict(config: PredictConfig) -> int:
-    from tfbert.serving import LocalModel, RemoteModel, prediction_records
-    from tfbert.tasks import ClassificationTask
+    from tfbert.prediction import FileColumns, predict_file
+    from tfbert.serving import LocalModel, RemoteModel
 
-    texts = _read_texts(config)
     if config.server:
         model = RemoteModel(config.server, config.model_name, config.version, config.request_format)
     else:
         model = LocalModel(config.model)
+    if config.file:
+        recorded = getattr(model, "metadata", None)
+        txt = config.file.lower().endswith(".txt")
+        columns = FileColumns(
+            "text" if txt else config.text_column or (recorded.text_column if recorded else "text"),
+            ("text_pair" if txt else config.text_pair_column or (recorded.text_pair_column if recorded else None))
+            if model.pair else None)
+        count = predict_file(model, config.file, columns, config.output, config.batch_size)
+        if config.output:
+            logger.info("Wrote %d answers to %s.", count, config.output)
+        return 0
+    texts = _read_texts(config)
     pairs = None
     if model.pair:
         texts, pairs = _split_pairs(texts)
-    probabilities = model.predict(texts, pairs, batch_size=config.batch_size)
-    predicted = ClassificationTask(tuple(model.label_names)).predictions(probabilities)
-    for record in prediction_records(texts, pairs, probabilities, predicted, model.label_names):
+    answers = model.predict(texts, pairs, batch_size=config.batch_size).records(model.label_names)
+    for i, answer in enumerate(answers):
+        record = {"text": texts[i], **({"text_pair": pairs[i]} if pairs is not None else {}), **answer}
         print(json.dumps(record, ensure_ascii=False))
     return 0
 

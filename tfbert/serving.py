@@ -35,10 +35,11 @@ class ExportMetadata:
 
     Args:
         model_name: the name TF Serving serves it under.
-        task: the task type ("classification").
-        label_names: the probability columns, in order.
+        task: the task type (classification, multi_label or regression).
+        label_names: the probability columns, in order (none for regression).
         text_column, label_column, text_pair_column: the training file's columns (evaluate.py's defaults).
-        threshold: the decision threshold of binary tasks.
+        label_separator, label_columns: how the training file wrote multi-label sets (evaluate.py's defaults).
+        task_config: the task's settings (`tfbert.tasks.Task.to_config`): threshold, target mean and std, ...
         dataset: the training data's name (its file stem, or the default corpus's).
         learning_rate: the peak learning rate the run used.
         run_dir: the run's TensorBoard directory.
@@ -51,7 +52,9 @@ class ExportMetadata:
     text_column: str = "text"
     label_column: str = "label"
     text_pair_column: str | None = None
-    threshold: float = 0.5
+    label_separator: str = ","
+    label_columns: tuple[str, ...] = ()
+    task_config: dict[str, Any] = dataclasses.field(default_factory=dict)
     dataset: str = ""
     learning_rate: float | None = None
     run_dir: str = ""
@@ -70,6 +73,7 @@ class ExportMetadata:
             values = json.load(f)
         known = {field.name for field in dataclasses.fields(cls)}
         values["label_names"] = tuple(values.get("label_names", ()))
+        values["label_columns"] = tuple(values.get("label_columns", ()))
         return cls(**{name: value for name, value in values.items() if name in known})
 
 
@@ -108,6 +112,66 @@ def resolve_version_dir(path: str) -> str:
     return os.path.join(path, str(versions[-1]))
 
 
+@dataclasses.dataclass(frozen=True)
+class Answers:
+    """What a model answered for n texts: the serving outputs of its task (the others are None).
+
+    Args:
+        probabilities: (n, num_labels) float: classification and multi_label.
+        label: (n,) str, the predicted label: classification.
+        labels: (n, num_labels) bool, the predicted set: multi_label.
+        prediction: (n,) float: regression.
+    """
+
+    probabilities: np.ndarray | None = None
+    label: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    prediction: np.ndarray | None = None
+
+    @classmethod
+    def from_outputs(cls, outputs: dict[str, Any]) -> Answers:
+        """From a signature's outputs (numpy arrays or nested lists; label_names and ensemble parts ignored)."""
+        values = {}
+        for field in dataclasses.fields(cls):
+            if outputs.get(field.name) is not None:
+                value = np.asarray(outputs[field.name])
+                values[field.name] = np.char.decode(value.astype(bytes), "utf-8") if value.dtype.kind in "SO" else value
+        return cls(**values)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Answers]) -> Answers:
+        values = {}
+        for field in dataclasses.fields(cls):
+            arrays = [getattr(part, field.name) for part in parts]
+            if arrays and arrays[0] is not None:
+                values[field.name] = np.concatenate(arrays)
+        return cls(**values)
+
+    @property
+    def scores(self) -> np.ndarray:
+        """(n, width): the probabilities, or the predictions as one column."""
+        return self.probabilities if self.probabilities is not None else self.prediction.reshape(-1, 1)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def records(self, label_names: Sequence[str]) -> list[dict[str, Any]]:
+        """One JSON-ready dict per text: `label` and `probabilities` ({name: p}); `labels` (a list of names) and
+        `probabilities`; or `prediction`."""
+        records = [{} for _ in range(len(self))]
+        for i, record in enumerate(records):
+            if self.label is not None:
+                record["label"] = str(self.label[i])
+            if self.labels is not None:
+                record["labels"] = [name for name, on in zip(label_names, self.labels[i]) if on]
+            if self.probabilities is not None:
+                record["probabilities"] = {name: round(float(p), 6)
+                                           for name, p in zip(label_names, self.probabilities[i])}
+            if self.prediction is not None:
+                record["prediction"] = round(float(self.prediction[i]), 6)
+        return records
+
+
 class _Served:
     """What LocalModel and RemoteModel share: `label_names`, `pair` and batched `predict`."""
 
@@ -115,29 +179,29 @@ class _Served:
     pair: bool
     path: str
 
-    def _predict_batch(self, texts: Sequence[str], pairs: Sequence[str] | None) -> np.ndarray:
+    def _predict_batch(self, texts: Sequence[str], pairs: Sequence[str] | None) -> Answers:
         raise NotImplementedError
 
-    def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None, batch_size: int = 64) -> np.ndarray:
-        """(len(texts), num_labels) float32 probabilities, `batch_size` texts per request."""
+    def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None, batch_size: int = 64) -> Answers:
+        """The model's answers for `texts`, `batch_size` texts per request."""
         if self.pair and pairs is None:
             raise ValueError(f"{self.path!r} is a sentence-pair model; give a text_pair for every text.")
         if not self.pair and pairs is not None:
             raise ValueError(f"{self.path!r} takes single texts, not pairs.")
-        chunks = [
+        if not len(texts):
+            raise ValueError("No text to answer: the input is empty.")
+        return Answers.concat([
             self._predict_batch(texts[i : i + batch_size], None if pairs is None else pairs[i : i + batch_size])
             for i in range(0, len(texts), batch_size)
-        ]
-        return np.concatenate(chunks) if chunks else np.zeros((0, len(self.label_names)), np.float32)
+        ])
 
 
 class LocalModel(_Served):
-    """A loaded export. `predict(texts)` -> (batch, num_labels) float32 probabilities."""
+    """A loaded export; `predict(texts)` answers as TF Serving would."""
 
     def __init__(self, path: str):
         self.path = resolve_version_dir(path)
-        extra = os.path.join(self.path, ASSETS_EXTRA)
-        labels_path = os.path.join(extra, "labels.txt")
+        labels_path = os.path.join(self.path, ASSETS_EXTRA, "labels.txt")
         if not os.path.isfile(labels_path):
             raise ValueError(f"{self.path!r} has no {ASSETS_EXTRA}/labels.txt; it was not exported by tfbert.")
         with open(labels_path, encoding="utf-8") as f:
@@ -146,11 +210,11 @@ class LocalModel(_Served):
         self._loaded = tf.saved_model.load(self.path)
         self._serve = self._loaded.signatures[SIGNATURE]
         self.pair = "text_pair" in self._serve.structured_input_signature[1]
-        logger.info("Loaded %s (labels: %s)", self.path, ", ".join(self.label_names))
+        logger.info("Loaded %s (%s)", self.path, ", ".join(self.label_names) or "regression")
 
-    def _predict_batch(self, texts: Sequence[str], pairs: Sequence[str] | None) -> np.ndarray:
+    def _predict_batch(self, texts: Sequence[str], pairs: Sequence[str] | None) -> Answers:
         inputs = {name: tf.constant(values, tf.string) for name, values in _inputs(texts, pairs).items()}
-        return self._serve(**inputs)["probabilities"].numpy()
+        return Answers.from_outputs({name: value.numpy() for name, value in self._serve(**inputs).items()})
 
 
 def _inputs(texts: Sequence[str], pairs: Sequence[str] | None) -> dict[str, list[str]]:
@@ -209,30 +273,17 @@ class RemoteModel(_Served):
                 f"Cannot reach TF Serving at {url} ({error.reason}). Is the server running? See README 'Serving'."
             ) from None
 
-    def _predict_batch(self, texts: Sequence[str], pairs: Sequence[str] | None) -> np.ndarray:
+    def _predict_batch(self, texts: Sequence[str], pairs: Sequence[str] | None) -> Answers:
         inputs = _inputs(texts, pairs)
         if self.request_format == "row":
             rows = [dict(zip(inputs, values)) for values in zip(*inputs.values())]
             predictions = self._call(self.path + ":predict", {"signature_name": SIGNATURE, "instances": rows})["predictions"]
-            probabilities = [p["probabilities"] for p in predictions]
-            names = predictions[0]["label_names"] if predictions else self.label_names
+            # One output only: TF Serving's row format then answers the bare value per row.
+            rows_out = [p if isinstance(p, dict) else {"prediction": p} for p in predictions]
+            outputs = {name: [row[name] for row in rows_out] for name in rows_out[0]}
         else:
             outputs = self._call(self.path + ":predict", {"signature_name": SIGNATURE, "inputs": inputs})["outputs"]
-            probabilities = outputs["probabilities"]
-            names = outputs["label_names"][0] if outputs["label_names"] else self.label_names
-        self.label_names = list(names)
-        return np.asarray(probabilities, dtype=np.float32).reshape(len(texts), -1)
-
-
-def prediction_records(texts: Sequence[str], pairs: Sequence[str] | None, probabilities: np.ndarray,
-                       predicted: np.ndarray, label_names: Sequence[str]) -> list[dict[str, Any]]:
-    """One JSON-ready record per text: `text` (and `text_pair`), the `predicted` ids' names as `label`, and `{name: p}`."""
-    records = []
-    for i, row in enumerate(probabilities):
-        record = {"text": texts[i]}
-        if pairs is not None:
-            record["text_pair"] = pairs[i]
-        record["label"] = label_names[int(predicted[i])]
-        record["probabilities"] = {name: round(float(p), 6) for name, p in zip(label_names, row)}
-        records.append(record)
-    return records
+            outputs = outputs if isinstance(outputs, dict) else {"prediction": outputs}
+        if outputs.get("label_names"):
+            self.label_names = list(outputs["label_names"][0])
+        return Answers.from_outputs(outputs)

@@ -21,12 +21,10 @@ One run, as `tensorboard --logdir <log-dir>` shows it::
 from __future__ import annotations
 
 import dataclasses
-import html
 import io
 import logging
 import math
 import os
-import re
 import time
 import typing
 from collections.abc import Mapping, Sequence
@@ -36,25 +34,19 @@ import numpy as np
 import tensorflow as tf
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from sklearn import metrics as skm
 from tensorboard.plugins.hparams import api as hp
 
 from tfbert.config import ModelConfig, TrainConfig
 from tfbert.pipeline import predict_by_index
 from tfbert.preprocessor import FEATURES
-from tfbert.resume import BestEpochRecord
-from tfbert.tasks import ClassificationTask
+from tfbert.resume import BestEpochRecord, Monitor
+from tfbert.tasks import Task
 
 logger = logging.getLogger(__name__)
 
 # Config fields that say where things go or how the run is logged, not what was trained.
 NOT_HPARAMS = ("log_dir", "run_name", "log_every", "profile_batch", "export_dir", "model_name", "version", "debug",
-               "backup_dir", "tpu")
-# ClassificationTask.evaluate key -> logged name (`val_<name>` in logs, `epoch_<name>` in TensorBoard).
-VALIDATION_METRICS = {"roc_auc": "auc", "precision": "precision", "recall": "recall", "f1": "f1"}
-# HParams metric columns, in this order (TensorBoard shows the first five until you tick more).
-FINAL_METRICS = ("loss", "accuracy", "f1", "auc", "precision", "recall")
-MAX_CELL_CHARS = 200  # mistakes-table text cells are cut here
+               "backup_dir", "tpu", "label_columns")
 
 
 class TensorBoard(keras.callbacks.TensorBoard):
@@ -131,33 +123,35 @@ class TrainingSpeed(keras.callbacks.Callback):
 
 
 class ValidationSummaries(keras.callbacks.Callback):
-    """At each epoch's end: validation AUC/precision/recall/F1, confusion matrix, PR and ROC curves, mistakes.
+    """At each epoch's end: the task's validation metrics into the logs, and its pictures and mistakes to `log_dir`.
 
     One prediction pass over the validation set per epoch. The scalars go
-    into the logs as `val_auc`, `val_precision`, `val_recall`, `val_f1`
-    (scikit-learn's, via the task: the numbers of metrics.json); images and
-    the mistakes table go to `log_dir`.
+    into the logs as `val_<name>` (scikit-learn's, via the task: the numbers
+    of metrics.json), where TensorBoard and early stopping read them; the
+    task's figures (confusion matrix and PR / ROC curves, per-label PR
+    curves, or predicted-vs-true and residuals) and mistakes table go to
+    `log_dir` when `write`.
 
     Args:
         dataset: tf.data.Dataset of `(features, example_index)` batches covering the validation set once,
             in any order. Bucketed batches come out reordered, so each carries its examples' indices.
-        label_ids: (n,) true label ids, by example index.
+        truth: the task's truth (`task.truth(labels)`), by example index.
         texts: the n texts, by example index, for the mistakes table.
-        task: the `ClassificationTask`.
+        task: the task.
         log_dir: where images and text go, e.g. `<run_dir>/validation`.
-        num_mistakes: rows of the mistakes table.
+        write: False on workers other than the chief: they compute the metrics, which early stopping reads,
+            and write nothing.
     """
 
-    def __init__(self, dataset: tf.data.Dataset, label_ids: np.ndarray, texts: Sequence[str],
-                 task: ClassificationTask, log_dir: str, num_mistakes: int = 10):
+    def __init__(self, dataset: tf.data.Dataset, truth: np.ndarray, texts: Sequence[str], task: Task,
+                 log_dir: str, write: bool = True):
         super().__init__()
         self.dataset = dataset
-        self.label_ids = np.asarray(label_ids, dtype=np.int64)
+        self.truth = np.asarray(truth)
         self.texts = list(texts)
         self.task = task
-        self.label_names = list(task.label_names)
         self.log_dir = log_dir
-        self.num_mistakes = num_mistakes
+        self.write = write
         self._writer = None
         self._forward = None
 
@@ -168,20 +162,24 @@ class ValidationSummaries(keras.callbacks.Callback):
         self._forward = tf.function(lambda features: model(features, training=False), input_signature=[signature])
 
     def predict(self) -> np.ndarray:
-        """(n, num_labels) probabilities, rows in example-index order."""
-        forward = lambda features: self.task.probabilities(self._forward(features))  # noqa: E731
-        return predict_by_index(forward, self.dataset, len(self.label_ids), len(self.label_names))
+        """(n, score_width) scores, rows in example-index order."""
+        return predict_by_index(lambda features: self.task.scores(self._forward(features)), self.dataset,
+                                len(self.truth), self.task.score_width)
 
     def on_epoch_end(self, epoch, logs=None):
         start = time.perf_counter()
-        probabilities = self.predict()
-        if not np.isfinite(probabilities).all():  # diverged: leave the report to TerminateOnNaN
-            logger.warning("Validation probabilities are not finite after epoch %d; no summaries.", epoch + 1)
+        scores = self.predict()
+        if not np.isfinite(scores).all():  # diverged: leave the report to TerminateOnNaN
+            logger.warning("Validation outputs are not finite after epoch %d; no summaries.", epoch + 1)
             return
-        metrics = self.task.evaluate(self.label_ids, probabilities)
+        metrics = self.task.evaluate(self.truth, scores)
         if logs is not None:
-            logs.update({f"val_{name}": metrics[key] for key, name in VALIDATION_METRICS.items()
-                         if metrics[key] is not None})
+            logs.update(self.task.epoch_logs(metrics))
+        if self.write:
+            self._write(epoch, scores)
+            logger.debug("Validation summaries for epoch %d took %.1f s.", epoch + 1, time.perf_counter() - start)
+
+    def _write(self, epoch: int, scores: np.ndarray) -> None:
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
             with self._writer.as_default(), tf.summary.record_if(True):
@@ -189,17 +187,12 @@ class ValidationSummaries(keras.callbacks.Callback):
                 tf.summary.graph(self._forward.get_concrete_function().graph)
         # record_if(True): see TensorBoard above.
         with self._writer.as_default(step=epoch), tf.summary.record_if(True):
-            tf.summary.image("confusion_matrix", figure_image(confusion_matrix_figure(
-                metrics["confusion_matrix"], self.label_names)))
-            if metrics["roc_auc"] is not None:  # curves need every label present
-                for kind in ("pr", "roc"):
-                    tf.summary.image(f"{kind}_curve", figure_image(
-                        curve_figure(kind, self.label_ids, probabilities, self.label_names, self.task.curve_labels)))
-            tf.summary.text("worst_mistakes", mistakes_table(
-                self.texts, self.label_ids, probabilities, self.task.predictions(probabilities), self.label_names,
-                self.num_mistakes))
+            for name, figure in self.task.figures(self.truth, scores).items():
+                tf.summary.image(name, figure_image(figure))
+            mistakes = self.task.mistakes(self.texts, self.truth, scores)
+            if mistakes is not None:
+                tf.summary.text("worst_mistakes", mistakes)
         self._writer.flush()
-        logger.debug("Validation summaries for epoch %d took %.1f s.", epoch + 1, time.perf_counter() - start)
 
     def on_train_end(self, logs=None):
         if self._writer is not None:
@@ -209,32 +202,40 @@ class ValidationSummaries(keras.callbacks.Callback):
 class HParamsSummary(keras.callbacks.Callback):
     """The run as one session of TensorBoard's HParams table: its hyper-parameters and final metrics.
 
-    Final metrics are those of the epoch with the lowest validation loss,
-    the weights `EarlyStopping(restore_best_weights=True)` restores and
-    train.py exports. They are read from the logs, so this callback must
-    come after `ValidationSummaries`.
+    Final metrics are those of the best epoch by `monitor`, the weights
+    `EarlyStopping(restore_best_weights=True)` restores and train.py exports.
+    They are read from the logs, so this callback must come after
+    `ValidationSummaries`.
 
     Args:
         log_dir: the run directory; its `train`/`validation` subdirectories belong to the session.
         hparams: `hp.HParam` -> bool/int/float/str value, or None for "not set" (declared, not written).
+        metrics: the metric columns, as Keras' logs name them without `val_` (the task's `final_metrics`).
+        monitor: what picks the best epoch.
+        best: the best epoch before a restart, or None.
     """
 
     def __init__(self, log_dir: str, hparams: Mapping[hp.HParam, bool | int | float | str | None],
-                 best: BestEpochRecord | None = None):
+                 metrics: Sequence[str], monitor: Monitor = Monitor(), best: BestEpochRecord | None = None):
         super().__init__()
         self.log_dir = log_dir
         self.hparams = dict(hparams)
+        self.metrics = tuple(metrics)
+        self.monitor = monitor
         # A resumed run starts from the best epoch before the restart (`tfbert.resume.previous_best`).
         self._best: dict[str, float] | None = None
+        self._best_value: float | None = None
         self._best_epoch = 0
         if best is not None:
-            self._best = {name: best.logs[f"val_{name}"] for name in FINAL_METRICS if f"val_{name}" in best.logs}
-            self._best_epoch = best.epoch
+            self._best, self._best_value, self._best_epoch = self._final(best.logs), best.value, best.epoch
         self._writer = None
 
+    def _final(self, logs) -> dict[str, float]:
+        return {name: logs[f"val_{name}"] for name in self.metrics if f"val_{name}" in logs}
+
     def on_train_begin(self, logs=None):
-        # Every run declares the same columns: TensorBoard uses the first declaration it finds.
-        metrics = [hp.Metric(f"final/val_{name}", display_name=f"validation {name}") for name in FINAL_METRICS]
+        # Runs of one task declare the same columns: TensorBoard uses the first declaration it finds.
+        metrics = [hp.Metric(f"final/val_{name}", display_name=f"validation {name}") for name in self.metrics]
         self._writer = tf.summary.create_file_writer(self.log_dir)
         with self._writer.as_default(), tf.summary.record_if(True):  # see TensorBoard above
             hp.hparams_config(hparams=list(self.hparams), metrics=metrics)
@@ -243,10 +244,9 @@ class HParamsSummary(keras.callbacks.Callback):
         self._writer.flush()  # the run joins the HParams table while it trains
 
     def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("val_loss")
-        if loss is not None and (self._best is None or loss < self._best["loss"]):
-            self._best = {name: logs[f"val_{name}"] for name in FINAL_METRICS if f"val_{name}" in logs}
-            self._best_epoch = epoch
+        value = (logs or {}).get(self.monitor.name)
+        if self.monitor.improves(value, self._best_value):
+            self._best, self._best_value, self._best_epoch = self._final(logs), value, epoch
 
     def on_train_end(self, logs=None):
         if self._best is not None:
@@ -285,53 +285,6 @@ def _domain(annotation: typing.Any) -> hp.Domain | None:
     return None  # strings: a discrete domain would have to list every run's value
 
 
-def confusion_matrix_figure(matrix: Sequence[Sequence[int]], label_names: Sequence[str]) -> Figure:
-    """Counts, rows = true labels, columns = predicted labels."""
-    matrix = np.asarray(matrix)
-    size = 3.0 + 0.5 * len(label_names)  # inches
-    fig = Figure(figsize=(size + 1, size), dpi=100)
-    ax = fig.add_subplot()
-    image = ax.imshow(matrix, cmap="Blues")
-    fig.colorbar(image, ax=ax)
-    ticks = range(len(label_names))
-    ax.set_xticks(ticks, label_names, rotation=45, ha="right")
-    ax.set_yticks(ticks, label_names)
-    ax.set_xlabel("predicted label")
-    ax.set_ylabel("true label")
-    ax.set_title("Confusion matrix (validation)")
-    for (i, j), count in np.ndenumerate(matrix):
-        dark = count > matrix.max() / 2
-        ax.text(j, i, str(count), ha="center", va="center", color="white" if dark else "black")
-    fig.tight_layout()
-    return fig
-
-
-def curve_figure(kind: str, label_ids: np.ndarray, probabilities: np.ndarray, label_names: Sequence[str],
-                 labels: Sequence[int]) -> Figure:
-    """Precision-recall (`kind="pr"`) or ROC (`"roc"`) curves, one per label id in `labels`."""
-    fig = Figure(figsize=(5, 4.5), dpi=100)
-    ax = fig.add_subplot()
-    for label in labels:
-        truth, score = label_ids == label, probabilities[:, label]
-        if kind == "pr":
-            precision, recall, _ = skm.precision_recall_curve(truth, score)
-            average_precision = skm.average_precision_score(truth, score)
-            ax.plot(recall, precision, label=f"{label_names[label]} (AP {average_precision:.3f})")
-        else:
-            fpr, tpr, _ = skm.roc_curve(truth, score)
-            ax.plot(fpr, tpr, label=f"{label_names[label]} (AUC {skm.auc(fpr, tpr):.3f})")
-    if kind == "roc":
-        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
-    ax.set_xlabel("recall" if kind == "pr" else "false positive rate")
-    ax.set_ylabel("precision" if kind == "pr" else "true positive rate")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_title("Precision-recall (validation)" if kind == "pr" else "ROC (validation)")
-    ax.legend(loc="lower left" if kind == "pr" else "lower right")
-    fig.tight_layout()
-    return fig
-
-
 def figure_image(fig: Figure) -> tf.Tensor:
     """A figure as a (1, height, width, 4) uint8 tensor for `tf.summary.image`."""
     # The Agg canvas renders without pyplot: no GUI backend, no global figure state.
@@ -340,24 +293,3 @@ def figure_image(fig: Figure) -> tf.Tensor:
     return tf.image.decode_png(buffer.getvalue(), channels=4)[tf.newaxis]
 
 
-def _cell(text: str) -> str:
-    """One Markdown table cell: single line, cut, with Markdown's table and emphasis characters escaped."""
-    text = " ".join(text.split())
-    if len(text) > MAX_CELL_CHARS:
-        text = text[:MAX_CELL_CHARS] + "…"
-    return re.sub(r"([\\`*_\[\]|#])", r"\\\1", html.escape(text, quote=False))
-
-
-def mistakes_table(texts: Sequence[str], label_ids: np.ndarray, probabilities: np.ndarray, predictions: np.ndarray,
-                   label_names: Sequence[str], limit: int = 10) -> str:
-    """Markdown: the `limit` misclassified texts the model was most sure of, most sure first."""
-    wrong = np.flatnonzero(predictions != label_ids)
-    confidence = probabilities[wrong, predictions[wrong]]
-    worst = wrong[np.argsort(-confidence, kind="stable")][:limit]
-    lines = [f"{len(wrong)} of {len(label_ids)} validation texts misclassified; the {len(worst)} most confident:",
-             "", "| text | true label | predicted label | probability |", "|---|---|---|---|"]
-    for i in worst:
-        true_name, predicted_name = label_names[label_ids[i]], label_names[predictions[i]]
-        lines.append(f"| {_cell(texts[i])} | {_cell(true_name)} | {_cell(predicted_name)} "
-                     f"| {probabilities[i, predictions[i]]:.3f} |")
-    return "\n".join(lines)

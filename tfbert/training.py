@@ -1,7 +1,7 @@
 """Fine-tuning, top to bottom: data -> task -> model (in a strategy scope) -> tf.data -> fit -> metrics -> export.
 
     splits = load_splits(config)                  files -> de-duplicated train / validation
-    task = ClassificationTask.from_labels(...)    targets, head, loss, metrics
+    task = for_training(...)                      targets, head, loss, metrics
     run = start_run(...)                          strategy, worker, run paths, resumed epoch
     model = build_model(...)                      preprocessor + BERT + head, fast layers
     data = build_datasets(...)                    tokenized once, length-bucketed
@@ -27,15 +27,15 @@ from tfbert import atomic, data as data_lib, keras_compat, loop, presets
 from tfbert.baseline import BaselineResult, GraphBaseline, tfidf_baseline
 from tfbert.config import TrainConfig
 from tfbert.export import export_saved_model
-from tfbert.metrics import loss_and_accuracy
 from tfbert.model import TextClassifier, build_backbone, build_classifier
 from tfbert.optimization import build_optimizer
 from tfbert.pipeline import EpochPlan, make_dataset, make_training_dataset, predict_by_index, with_known_length, \
     without_auto_shard, worker_shard
 from tfbert.preprocessor import TextPreprocessor
-from tfbert.resume import best_epoch_callbacks, previous_best
+from tfbert.resume import Monitor, best_epoch_callbacks, previous_best
 from tfbert.serving import ExportMetadata
-from tfbert.tasks import ClassificationTask
+from tfbert import tasks as tasks_lib
+from tfbert.tasks import Task
 from tfbert import tensorboard
 from tfbert.vocabulary import learn_vocabulary
 
@@ -48,7 +48,7 @@ class TrainResult:
 
     export_path: str | None
     metrics: dict[str, Any]
-    task: ClassificationTask
+    task: Task
     run_dir: str
     model: TextClassifier
 
@@ -66,9 +66,11 @@ def train(config: TrainConfig) -> TrainResult:
     run = loop.start_run(_run_settings(config), config.model_name or _default_name(config))
     logger.info("Config:\n%s", config.to_json())
     splits = data_lib.load_splits(config)
-    task = ClassificationTask.from_labels(splits.train.labels)
+    task = tasks_lib.for_training(config.task, splits.train.labels, config.threshold,
+                                  config.class_weight == "balanced", config.loss)
     task.check_labels(splits.validation.labels, "The validation data")
     _log_examples(splits, task)
+    logger.info("Task: %s", json.dumps(task.to_config(), ensure_ascii=False))
     with run.strategy.scope():
         model = build_model(config, splits.train, task)
     data = build_datasets(config, model.preprocessor, splits, task, run)
@@ -79,18 +81,18 @@ def train(config: TrainConfig) -> TrainResult:
     callbacks = _callbacks(config, run, splits, task, data, learning_rate)
     fitted = loop.fit(model, data.train, data.validation, config.epochs, data.steps, callbacks, run)
 
-    val_ids = task.label_ids(splits.validation.labels)
-    bert = predict_by_index(lambda features: task.probabilities(model(features, training=False)), data.indexed,
-                            len(splits.validation), len(task.label_names))
-    metrics = {**task.evaluate(val_ids, bert), "train_seconds": round(fitted.seconds, 1)}
-    logger.info("%s (training took %.0f s)", loss_and_accuracy(metrics), fitted.seconds)
+    truth = task.truth(splits.validation.labels)
+    bert = predict_by_index(lambda features: task.scores(model(features, training=False)), data.indexed,
+                            len(splits.validation), task.score_width)
+    metrics = {**task.evaluate(truth, bert), "train_seconds": round(fitted.seconds, 1)}
+    logger.info("%s (training took %.0f s)", task.summary_line(metrics), fitted.seconds)
     baseline = tfidf_baseline(task, splits) if config.baseline and run.worker.chief else None
     if baseline is not None:
-        metrics = _with_baseline(config, task, val_ids, bert, baseline, metrics)
+        metrics = _with_baseline(config, task, truth, bert, baseline, metrics)
     export_path = None
     if run.worker.chief:
-        write_summary(run.paths.run_dir, model, fitted.history, metrics, data.steps)
-        graph_baseline = GraphBaseline(baseline.model, len(task.label_names)) if config.ensemble_baseline else None
+        write_summary(run.paths.run_dir, model, fitted.history, metrics, data.steps, task)
+        graph_baseline = GraphBaseline(baseline.model, task) if config.ensemble_baseline else None
         metadata = _metadata(config, splits, task, learning_rate, run.paths.run_dir)
         export_path = export_model(config, model, task, splits.validation, metrics, metadata, graph_baseline)
     return TrainResult(export_path, metrics, task, run.paths.run_dir, model)
@@ -105,7 +107,7 @@ def _default_name(config: TrainConfig) -> str:
     return os.path.splitext(os.path.basename(config.data))[0] if config.data else data_lib.DEFAULT_TASK_NAME
 
 
-def _log_examples(splits: data_lib.Splits, task: ClassificationTask) -> None:
+def _log_examples(splits: data_lib.Splits, task: Task) -> None:
     train = splits.train
     logger.info("Split: %d training / %d validation examples; labels: %s", len(train), len(splits.validation),
                 list(task.label_names))
@@ -113,7 +115,7 @@ def _log_examples(splits: data_lib.Splits, task: ClassificationTask) -> None:
         logger.info("Example %d [%s]: %s", i, train.labels[i], train.texts[i][:80])
 
 
-def build_model(config: TrainConfig, train: data_lib.Examples, task: ClassificationTask) -> TextClassifier:
+def build_model(config: TrainConfig, train: data_lib.Examples, task: Task) -> TextClassifier:
     """Preprocessor + BERT (a preset's, or one from config) + the task's head, with the fast layers.
 
     From config, the vocabulary is learned from the training examples only,
@@ -151,7 +153,7 @@ class TrainingData:
 
 
 def build_datasets(config: TrainConfig, preprocessor: TextPreprocessor, splits: data_lib.Splits,
-                   task: ClassificationTask, run: loop.Run) -> TrainingData:
+                   task: Task, run: loop.Run) -> TrainingData:
     """Tokenized, cached, length-bucketed pipelines; under multi-worker training each worker its own shard."""
     train, validation = splits.train, splits.validation
     shard = worker_shard(len(train), config.batch_size, run.worker.count, run.worker.index)
@@ -171,7 +173,7 @@ def build_datasets(config: TrainConfig, preprocessor: TextPreprocessor, splits: 
     return TrainingData(train_ds, val_ds, indexed, steps)
 
 
-def _compile(model: keras.Model, config: TrainConfig, task: ClassificationTask, total_steps: int,
+def _compile(model: keras.Model, config: TrainConfig, task: Task, total_steps: int,
              replicas: int) -> float:
     learning_rate = presets.learning_rate_for(config.preset, config.learning_rate) * (replicas if config.scale_lr else 1)
     model.compile(
@@ -184,55 +186,59 @@ def _compile(model: keras.Model, config: TrainConfig, task: ClassificationTask, 
     return learning_rate
 
 
-def _callbacks(config: TrainConfig, run: loop.Run, splits: data_lib.Splits, task: ClassificationTask,
+def _callbacks(config: TrainConfig, run: loop.Run, splits: data_lib.Splits, task: Task,
                data: TrainingData, learning_rate: float) -> list[keras.callbacks.Callback]:
-    """Logging first: it adds learning rate, throughput and validation AUC/F1 to the logs the others read."""
-    best = previous_best(run.paths, run.resumed_at)
-    summaries = []
-    if run.worker.chief:  # one writer per run directory; other workers would only repeat the validation pass
-        validation = splits.validation
-        summaries = [
-            tensorboard.ValidationSummaries(data.indexed, task.label_ids(validation.labels),
-                                            data_lib.joined_texts(validation.texts, validation.pairs), task,
-                                            os.path.join(run.paths.log_dir, "validation")),
-            tensorboard.HParamsSummary(run.paths.log_dir, tensorboard.config_hparams(config, learning_rate), best=best),
-        ]
+    """Logging first: it adds learning rate, throughput and the task's validation metrics to the logs the others read.
+
+    Every worker computes the validation metrics (early stopping may follow one of them, and all workers
+    must stop together); only the chief writes summaries.
+    """
+    monitor = Monitor(*task.monitor(config.metric_for_best_model))
+    best = previous_best(run.paths, run.resumed_at, monitor)
+    validation = splits.validation
+    summaries = [tensorboard.ValidationSummaries(data.indexed, task.truth(validation.labels),
+                                                 data_lib.joined_texts(validation.texts, validation.pairs), task,
+                                                 os.path.join(run.paths.log_dir, "validation"), run.worker.chief)]
+    if run.worker.chief:  # one writer per run directory
+        summaries.append(tensorboard.HParamsSummary(run.paths.log_dir, tensorboard.config_hparams(config, learning_rate),
+                                                    task.final_metrics, monitor, best))
     patience = config.early_stopping_patience or config.epochs
     return [
         *loop.logging_callbacks(run, config.batch_size, config.log_every, len(splits.train), summaries,
                                 config.profile_steps),
-        *best_epoch_callbacks(run.paths, patience, run.resumed_at, best),
+        *best_epoch_callbacks(run.paths, patience, run.resumed_at, best, monitor),
     ]
 
 
-def _with_baseline(config: TrainConfig, task: ClassificationTask, val_ids: np.ndarray, bert: np.ndarray,
+def _with_baseline(config: TrainConfig, task: Task, truth: np.ndarray, bert: np.ndarray,
                    baseline: BaselineResult, metrics: dict) -> dict:
     metrics = {**metrics, "baseline": baseline.metrics}
     if config.ensemble_baseline:
-        return ensemble_metrics(task, val_ids, bert, baseline.probabilities, metrics)
+        return ensemble_metrics(task, truth, bert, baseline.scores, metrics)
     return metrics
 
 
-def ensemble_metrics(task: ClassificationTask, val_ids: np.ndarray, bert: np.ndarray, baseline: np.ndarray,
+def ensemble_metrics(task: Task, truth: np.ndarray, bert: np.ndarray, baseline: np.ndarray,
                      bert_metrics: dict) -> dict:
-    """Metrics of the equal-weight mean of BERT's and the baseline's probabilities (what the export serves).
+    """Metrics of the equal-weight mean of BERT's and the baseline's scores (what the export serves).
 
     Equal weights are fixed in advance: a weight tuned on the validation set
     would make its accuracy an optimistic estimate. BERT's own metrics move
     under "bert"; "baseline" and "train_seconds" stay at the top level.
     """
-    metrics = task.evaluate(val_ids, (bert + baseline) / 2.0)
+    metrics = task.evaluate(truth, (bert + baseline) / 2.0)
     metrics["baseline"] = bert_metrics["baseline"]
     metrics["train_seconds"] = bert_metrics["train_seconds"]
     metrics["bert"] = {k: v for k, v in bert_metrics.items() if k != "baseline"}
-    logger.info("Ensemble (BERT + baseline, equal weights): %s, F1 %.4f", loss_and_accuracy(metrics), metrics["f1"])
+    logger.info("Ensemble (BERT + baseline, equal weights): %s", task.summary_line(metrics))
     return metrics
 
 
 def write_summary(run_dir: str, model: keras.Model, history: keras.callbacks.History, metrics: dict,
-                  steps: int) -> None:
-    """`<run dir>/run_summary.json`: optimizer steps, per-epoch history and final metrics."""
+                  steps: int, task: Task) -> None:
+    """`<run dir>/run_summary.json`: the task (with its class weights), optimizer steps, history, final metrics."""
     summary = {
+        "task": task.to_config(),
         "optimizer_steps": int(model.optimizer.iterations.numpy()),
         "steps_per_epoch": steps,
         "epochs_run": list(history.epoch),
@@ -242,17 +248,18 @@ def write_summary(run_dir: str, model: keras.Model, history: keras.callbacks.His
     atomic.write_text(os.path.join(run_dir, "run_summary.json"), json.dumps(summary, indent=2))
 
 
-def _metadata(config: TrainConfig, splits: data_lib.Splits, task: ClassificationTask, learning_rate: float,
+def _metadata(config: TrainConfig, splits: data_lib.Splits, task: Task, learning_rate: float,
               run_dir: str) -> ExportMetadata:
     return ExportMetadata(
         model_name=config.model_name or splits.name, task=task.name, label_names=task.label_names,
         text_column=config.text_column, label_column=config.label_column, text_pair_column=config.text_pair_column,
-        threshold=task.threshold, dataset=splits.name, learning_rate=learning_rate, run_dir=run_dir,
+        label_separator=config.label_separator, label_columns=config.label_format.columns,
+        task_config=task.to_config(), dataset=splits.name, learning_rate=learning_rate, run_dir=run_dir,
         config=config.to_dict(),
     )
 
 
-def export_model(config: TrainConfig, model: TextClassifier, task: ClassificationTask, validation: data_lib.Examples,
+def export_model(config: TrainConfig, model: TextClassifier, task: Task, validation: data_lib.Examples,
                  metrics: dict, metadata: ExportMetadata, baseline: GraphBaseline | None = None) -> str:
     """`<export-dir>/<model-name>/<version>/` with labels, config, metrics, vocabulary and warmup requests."""
     extra = {
