@@ -95,3 +95,69 @@ def preprocessors(tiny_tokenizer):
     from tfbert.preprocessor import TextPreprocessor
 
     return {n: TextPreprocessor.from_tokenizer(tiny_tokenizer, n) for n in (32, 64, 128)}
+
+
+TOPICS = {"价格": "price", "快递": "delivery", "服务": "service"}
+
+
+def synthetic_task_rows(n: int, seed: int = 0) -> list[dict]:
+    """Reviews with a second text, tags (sentiment + the topics they mention) and a score the words decide."""
+    rng = random.Random(seed)
+    rows, seen = [], set()
+    while len(rows) < n:
+        positive = rng.random() < 0.5
+        word = rng.choice(POSITIVE if positive else NEGATIVE)
+        topics = [t for t in TOPICS if rng.random() < 0.4]
+        text = "".join(rng.choices(FILLER, k=rng.randint(2, 8))) + word + "".join(topics)
+        if text in seen:
+            continue
+        seen.add(text)
+        tags = (["positive"] if positive else []) + [TOPICS[t] for t in topics]
+        rows.append({"text": text, "pair": "".join(rng.choices(FILLER, k=3)), "tags": tags,
+                     "score": round(1.0 + 2.0 * positive + 0.5 * len(topics) + rng.random() * 0.2, 4)})
+    return rows
+
+
+def write_task_files(directory, rows) -> dict:
+    """The same rows as each task's file: JSONL lists, the wide CSV form (with pairs), and a regression CSV (with pairs)."""
+    import json
+
+    names = ["delivery", "positive", "price", "service"]
+    with open(directory / "tags.jsonl", "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps({"text": row["text"], "label": row["tags"]}, ensure_ascii=False) + "\n")
+    wide = [{"text": r["text"], "pair": r["pair"], **{n: int(n in r["tags"]) for n in names}} for r in rows]
+    scores = [{"text": r["text"], "pair": r["pair"], "label": r["score"]} for r in rows]
+    return {"tags.jsonl": str(directory / "tags.jsonl"),
+            "wide.csv": write_csv(directory / "wide.csv", wide, ["text", "pair", *names]),
+            "scores.csv": write_csv(directory / "scores.csv", scores, ["text", "pair", "label"])}
+
+
+TASK_RUNS = {
+    "multi_label": ["--task", "multi_label", "--data", "tags.jsonl"],
+    "multi_label_wide_pairs": ["--task", "multi_label", "--data", "wide.csv", "--text-pair-column", "pair",
+                               "--label-columns", "delivery,positive,price,service"],
+    "regression_pairs": ["--task", "regression", "--data", "scores.csv", "--text-pair-column", "pair"],
+}
+
+
+@pytest.fixture(scope="session")
+def task_files(tmp_path_factory):
+    return write_task_files(tmp_path_factory.mktemp("tasks"), synthetic_task_rows(400))
+
+
+@pytest.fixture(scope="session")
+def task_runs(tmp_path_factory, task_files):
+    """One tiny training run per new task form (multi-label lists, wide multi-label with pairs, regression with pairs)."""
+    from tfbert.cli import parse_config
+    from tfbert.config import TrainConfig
+    from tfbert.training import train
+
+    out = tmp_path_factory.mktemp("task_runs")
+    results = {}
+    for name, argv in TASK_RUNS.items():
+        argv = [task_files.get(a, a) for a in argv]
+        argv += ["--epochs", "4", "--export-dir", str(out / "sm"), "--log-dir", str(out / "logs"), "--run-name", name,
+                 "--model-name", name, *TINY_FLAGS]
+        results[name] = train(parse_config(TrainConfig, argv, ""))
+    return results

@@ -11,12 +11,19 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from tfbert.scripts import evaluate_main
 from tfbert.scripts import train_main
 from tests.conftest import TINY_FLAGS, synthetic_rows, write_csv
-from tfbert.baseline import ICU_LOWERCASE_GAP, GraphBaseline, baseline_probabilities, fit_baseline, normalize
+from tfbert.baseline import ICU_LOWERCASE_GAP, GraphBaseline, fit_baseline, normalize
 from tfbert.data import joined_texts
 from tfbert.export import SERVING_TF_TEXT_OPS, export_saved_model
 from tfbert.tasks import ClassificationTask
 
-ESTIMATOR = ClassificationTask(("negative", "positive")).baseline_estimator
+BINARY = ClassificationTask(("negative", "positive"))
+THREE = ClassificationTask(("a", "b", "c"))
+TASKS = {2: BINARY, 3: THREE}
+ESTIMATOR = BINARY.baseline_estimator
+
+
+def baseline_probabilities(model, texts, num_labels):
+    return TASKS[num_labels].baseline_scores(model, texts)
 
 # Chinese, both cases of Latin and Greek (final sigma is context-dependent),
 # every kind of whitespace sklearn collapses (Python's Unicode \s, not RE2's
@@ -40,7 +47,7 @@ def fitted():
     texts, labels = _corpus()
     binary = fit_baseline(texts, labels.clip(0, 1), ESTIMATOR())
     three = fit_baseline(texts, labels, ESTIMATOR())
-    return {2: (binary, tf.function(GraphBaseline(binary, 2))), 3: (three, tf.function(GraphBaseline(three, 3)))}
+    return {2: (binary, tf.function(GraphBaseline(binary, BINARY))), 3: (three, tf.function(GraphBaseline(three, THREE)))}
 
 
 def test_the_vocabulary_covers_the_tricky_ngrams(fitted):
@@ -90,7 +97,7 @@ def test_other_vectorizer_settings_are_refused():
     texts, labels = _corpus(100)
     model = make_pipeline(TfidfVectorizer(analyzer="word"), LogisticRegression()).fit(texts, labels.clip(0, 1))
     with pytest.raises(ValueError, match="reproduces fit_baseline's TfidfVectorizer settings only"):
-        GraphBaseline(model, 2)
+        GraphBaseline(model, BINARY)
 
 
 @pytest.mark.slow
@@ -129,7 +136,7 @@ def test_ensemble_export_uses_only_ops_tf_serving_links(trained, tmp_path):
 
     texts = [r["text"] for r in synthetic_rows(200)]
     ids = np.array([int(r["label"] == "positive") for r in synthetic_rows(200)])
-    baseline = GraphBaseline(fit_baseline(texts, ids, ESTIMATOR()), 2)
+    baseline = GraphBaseline(fit_baseline(texts, ids, ESTIMATOR()), BINARY)
     path = export_saved_model(trained.model, trained.task, str(tmp_path / "e"),
                               baseline=baseline)
     assert _non_core_ops(path) <= SERVING_TF_TEXT_OPS
@@ -145,4 +152,4 @@ def test_baseline_learns_the_synthetic_task():
     task = ClassificationTask(("negative", "positive"))
     result = tfidf_baseline(task, Splits(examples.subset(range(300)), examples.subset(range(300, 400)), "s"))
     assert result.metrics["accuracy"] > 0.9 and result.metrics["num_examples"] == 100
-    assert result.probabilities.shape == (100, 2)
+    assert result.scores.shape == (100, 2)

@@ -51,7 +51,8 @@ def test_evaluate_threshold_and_predictions_file(trained, review_csv, tmp_path, 
     records = [json.loads(line) for line in preds.read_text(encoding="utf-8").splitlines()]
     assert len(records) == 400
     # With a threshold of 0.999 almost nothing is called positive.
-    assert all(r["predicted"] == "negative" for r in records if r["probabilities"]["positive"] < 0.999)
+    assert all(r["label"] == "negative" for r in records if r["probabilities"]["positive"] < 0.999)
+    assert all(r["label"] == "positive" for r in records if r["probabilities"]["positive"] >= 0.999)
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["threshold"] == 0.999
-    assert metrics["accuracy"] == pytest.approx(np.mean([r["predicted"] == r["label"] for r in records]))
+    assert metrics["accuracy"] == pytest.approx(np.mean([r["label"] == r["truth"] for r in records]))

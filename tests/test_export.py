@@ -195,7 +195,7 @@ def test_version_appears_in_one_rename(trained, tmp_path, monkeypatch):
     monkeypatch.setattr(export_lib.os, "rename", lambda a, b: (renames.append((a, b)), real_rename(a, b)))
     path = export_saved_model(trained.model, trained.task, str(tmp_path / "m"))
     [(source, target)] = renames
-    assert target == path and os.path.basename(source).startswith(".tmp-")
+    assert target == path and os.path.basename(source).startswith(".1.tmp-")
     assert os.path.isfile(os.path.join(path, "saved_model.pb"))
 
 
@@ -280,3 +280,30 @@ def test_head_tail_truncation_is_exported(tiny_tokenizer, tmp_path):
     assert not np.allclose(from_text[[0, 2]], head_only[[0, 2]])  # the long texts: a different cut, other outputs
     np.testing.assert_allclose(from_text[1], head_only[1], rtol=1e-6)  # the short one: unchanged
     assert _non_core_ops(path) <= SERVING_TF_TEXT_OPS
+
+
+TASK_OUTPUTS = {
+    "multi_label": {"outputs:probabilities": ("DT_FLOAT", "(-1, 4)"), "outputs:labels": ("DT_BOOL", "(-1, 4)"),
+                    "outputs:label_names": ("DT_STRING", "(-1, 4)")},
+    "regression_pairs": {"outputs:prediction": ("DT_FLOAT", "(-1)")},
+}
+
+
+@pytest.mark.parametrize("name", sorted(TASK_OUTPUTS))
+def test_every_task_has_both_signatures_portable_ops_and_warmup(task_runs, name):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = task_runs[name].export_path
+    signatures = _saved_model_cli_show(path)
+    pair = {"inputs:text_pair": ("DT_STRING", "(-1)")} if name.endswith("pairs") else {}
+    assert signatures["serving_default"] == {"inputs:text": ("DT_STRING", "(-1)"), **pair, **TASK_OUTPUTS[name]}
+    assert set(signatures["serve_token_ids"]) - set(TASK_OUTPUTS[name]) == {
+        "inputs:token_ids", "inputs:segment_ids", "inputs:padding_mask"}
+    assert _non_core_ops(path) <= SERVING_TF_TEXT_OPS
+    warmup = os.path.join(path, "assets.extra", WARMUP_FILE)
+    records = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(warmup)]
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    assert len(records) == 2
+    for record in records:
+        out = serve(**{k: tf.constant(tf.make_ndarray(v)) for k, v in record.predict_log.request.inputs.items()})
+        assert next(iter(out.values())).shape[0] == len(tf.make_ndarray(record.predict_log.request.inputs["text"]))

@@ -134,7 +134,7 @@ def test_init_from_continues_a_checkpoint_and_grows_its_vocabulary(tmp_path, tin
         (["--init-from", "bert_tiny_en_uncased", "--num-layers", "4"], "cannot be combined with --num-layers"),
         (["--add-characters", "-1"], "--add-characters must be >= 0"),
         (["--mask-rate", "0.6"], "--mask-rate must be in (0, 0.5)"),
-        (["--strategy", "multiworker"], "--strategy 'multiworker' is not one of auto, default, mirrored"),
+        (["--strategy", "gpu"], "--strategy 'gpu' is not one of auto, default, mirrored, multiworker, tpu"),
         (["/nonexistent/corpus.txt"], "Text file '/nonexistent/corpus.txt' does not exist"),
         (["--epochs", "0"], "--epochs must be >= 1, got 0"),
     ],

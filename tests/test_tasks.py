@@ -79,3 +79,75 @@ def test_report_names_every_label():
 
 def test_curve_labels():
     assert BINARY.curve_labels == [1] and THREE.curve_labels == [0, 1, 2]
+
+
+from tfbert.tasks import MultiLabelTask, RegressionTask, for_training, from_config  # noqa: E402
+
+TAGS = MultiLabelTask(("delivery", "positive", "price"))
+
+
+def test_multi_label_targets_and_weights():
+    labels = [("positive",), (), ("delivery", "positive"), ("positive",)]
+    task = MultiLabelTask.from_labels(labels, balanced=True)
+    assert task.label_names == ("delivery", "positive")
+    assert task.targets(labels).tolist() == [[0, 1], [0, 0], [1, 1], [0, 1]]
+    assert task.positive_weights == (3.0, 1 / 3)  # negatives / positives per label
+    assert (task.output_units, task.activation) == (2, "sigmoid")
+    with pytest.raises(ValueError, match="training never saw: 'price'"):
+        task.check_labels([("price",)], "v.jsonl")
+
+
+def test_multi_label_metrics_golden():
+    truth = np.array([[1, 0, 1], [0, 1, 0], [0, 0, 0]])
+    probabilities = np.array([[0.9, 0.2, 0.4], [0.1, 0.7, 0.6], [0.2, 0.1, 0.3]])
+    m = TAGS.evaluate(truth, probabilities)
+    # Predicted sets: {delivery}, {positive, price}, {}: 2 of 3 true labels found, 1 false alarm.
+    assert m["micro_f1"] == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
+    assert m["subset_accuracy"] == pytest.approx(1 / 3) and m["hamming_loss"] == pytest.approx(2 / 9)
+    assert m["per_label"]["price"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1,
+                                       "roc_auc": pytest.approx(0.5)}
+    assert m["per_label"]["delivery"]["roc_auc"] == 1.0
+    assert TAGS.evaluate(truth, probabilities, threshold=0.35)["micro_f1"] == pytest.approx(6 / 7)  # 3 found, 1 false
+    answers = TAGS.answers(probabilities)
+    assert answers.records(TAGS.label_names)[1]["labels"] == ["positive", "price"]
+
+
+def test_regression_standardizes_and_answers_in_units():
+    task = RegressionTask.from_labels([1.0, 3.0, 5.0], "huber")
+    assert (task.mean, task.std) == (3.0, pytest.approx(np.std([1.0, 3.0, 5.0])))
+    np.testing.assert_allclose(task.targets([1.0, 5.0])[:, 0], [-1.2247449, 1.2247449], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(task.scores(np.array([[0.0], [1.0]]))), [[3.0], [3.0 + task.std]])
+    assert RegressionTask.from_labels([2.0, 2.0]).std == 1.0  # constant targets: nothing to scale
+    m = task.evaluate(np.array([1.0, 3.0, 5.0]), np.array([[1.5], [3.0], [4.5]]))
+    assert m["rmse"] == pytest.approx(np.sqrt(0.5 / 3)) and m["mae"] == pytest.approx(1 / 3)
+    assert m["pearson"] == pytest.approx(1.0) and m["spearman"] == pytest.approx(1.0)
+    assert task.answers(np.array([[2.5]])).records(())[0] == {"prediction": 2.5}
+
+
+@pytest.mark.parametrize("task", [BINARY, THREE, TAGS, RegressionTask(2.0, 0.5, "huber"),
+                                  ClassificationTask(("a", "b"), 0.3, (2.0, 0.5)),
+                                  MultiLabelTask(("x",), 0.7, (4.0,))])
+def test_tasks_round_trip_through_the_export_config(task):
+    assert from_config(task.to_config()) == task
+
+
+def test_threshold_override_from_the_export_config():
+    assert from_config(TAGS.to_config(), threshold=0.3).threshold == 0.3
+    assert from_config(RegressionTask().to_config(), threshold=0.3) == RegressionTask()
+
+
+def test_for_training_picks_the_task():
+    assert isinstance(for_training("classification", ["a", "b"]), ClassificationTask)
+    assert isinstance(for_training("multi_label", [("a",), ()]), MultiLabelTask)
+    assert for_training("regression", [1.0, 2.0], loss="huber").loss_name == "huber"
+    weights = for_training("classification", ["a", "a", "a", "b"], balanced=True).class_weights
+    assert weights == (pytest.approx(4 / 6), pytest.approx(2.0))
+
+
+@pytest.mark.parametrize("task,metric,expected", [
+    (BINARY, "loss", ("val_loss", "min")), (BINARY, "roc_auc", ("val_auc", "max")),
+    (TAGS, "hamming_loss", ("val_hamming_loss", "min")), (TAGS, "macro_f1", ("val_macro_f1", "max")),
+    (RegressionTask(), "rmse", ("val_rmse", "min")), (RegressionTask(), "r2", ("val_r2", "max")),
+])
+def test_monitor_direction(task, metric, expected):
+    assert task.monitor(metric) == expected

@@ -20,7 +20,7 @@ import pytest
 
 from tfbert.scripts import train_main
 from tests.conftest import TINY_FLAGS, synthetic_rows, write_csv
-from tfbert.tensorboard import config_hparams, confusion_matrix_figure, curve_figure, figure_image, mistakes_table
+from tfbert.tensorboard import config_hparams
 from tfbert.cli import parse_config
 from tfbert.config import TrainConfig
 
@@ -175,28 +175,8 @@ def test_graphs_and_profile(tensorboard, logdir):
     assert profiles, "--profile-batch 2,3 wrote no profiler trace"
 
 
-def test_mistakes_table_most_confident_first_and_escaped():
-    texts = ["right", "a|b *c*", "meh"]
-    label_ids = np.array([0, 0, 1])
-    probabilities = np.array([[0.9, 0.1], [0.05, 0.95], [0.6, 0.4]])
-    table = mistakes_table(texts, label_ids, probabilities, probabilities.argmax(1), ["neg", "pos"])
-    rows = table.splitlines()
-    assert rows[0].startswith("2 of 3 validation texts misclassified")
-    assert rows[4] == r"| a\|b \*c\* | neg | pos | 0.950 |"
-    assert rows[5] == "| meh | pos | neg | 0.600 |"
-    assert len(rows) == 6
 
 
-def test_figures_for_three_labels():
-    rng = np.random.default_rng(0)
-    label_ids = np.arange(30) % 3
-    probabilities = rng.dirichlet(np.ones(3), size=30)
-    for fig in (confusion_matrix_figure([[5, 3, 2], [1, 8, 1], [0, 2, 8]], ["a", "b", "c"]),
-                curve_figure("pr", label_ids, probabilities, ["a", "b", "c"], [0, 1, 2]),
-                curve_figure("roc", label_ids, probabilities, ["a", "b", "c"], [0, 1, 2])):
-        image = figure_image(fig)
-        assert image.dtype == "uint8" and image.shape[0] == 1 and image.shape[-1] == 4
-        assert len(fig.axes[0].get_legend_handles_labels()[1]) in (0, 3)  # one curve per label
 
 
 def test_config_hparams_are_flat_and_log_the_rate_trained_with():
@@ -209,3 +189,31 @@ def test_config_hparams_are_flat_and_log_the_rate_trained_with():
 def test_profile_batch_parses():
     assert parse_config(TrainConfig, ["--profile-batch", "10,20"], "").profile_steps == (10, 20)
     assert TrainConfig().profile_steps is None
+
+
+def _tags(directory) -> set[str]:
+    """Every summary tag in the event files directly in `directory`."""
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    tags = set()
+    for name in os.listdir(directory):
+        if name.startswith("events.out.tfevents"):
+            for record in tf.data.TFRecordDataset(os.path.join(directory, name)):
+                tags |= {value.tag for value in event_pb2.Event.FromString(record.numpy()).summary.value}
+    return tags
+
+
+@pytest.mark.parametrize("name,images,scalars,final", [
+    ("multi_label", {"pr_curve"}, {"epoch_micro_f1", "epoch_macro_f1", "epoch_samples_f1", "epoch_subset_accuracy",
+                                   "epoch_hamming_loss"}, {"final/val_micro_f1", "final/val_hamming_loss"}),
+    ("regression_pairs", {"predicted_vs_true", "residuals"}, {"epoch_rmse", "epoch_mae", "epoch_r2", "epoch_pearson",
+                                                              "epoch_spearman"}, {"final/val_rmse", "final/val_r2"}),
+])
+def test_each_task_writes_its_scalars_images_and_hparams(task_runs, name, images, scalars, final):
+    run_dir = task_runs[name].run_dir
+    validation = _tags(os.path.join(run_dir, "validation"))
+    assert images <= validation and scalars <= validation
+    assert "worst_mistakes" not in validation  # a table of misclassified texts is a classification view
+    session = _tags(run_dir)
+    assert final <= session and "_hparams_/session_start_info" in session

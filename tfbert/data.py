@@ -286,6 +286,7 @@ def load_splits(config: TrainConfig) -> Splits:
         if config.text_pair_column:
             raise ValueError("--text-pair-column needs --data: the default corpus has single texts only.")
         examples, name = load_default_corpus(), DEFAULT_TASK_NAME
+    config.label_format.check(examples.labels, config.data or name)
     examples = deduplicate(examples)
     if config.validation_data:
         validation = load_examples(config.validation_data, config.text_column, config.label_column,

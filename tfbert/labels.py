@@ -106,6 +106,22 @@ class LabelFormat:
         """Whether a split can be stratified by these labels (single labels only)."""
         return self.task == "classification"
 
+    def check(self, labels: list, source: str) -> None:
+        """Refuse a classification label column that holds scores: many distinct numbers, or fractional ones."""
+        if self.task != "classification":
+            return
+        distinct = set(labels)
+        try:
+            numbers = [float(label) for label in distinct]
+        except ValueError:
+            return
+        if len(distinct) >= 50 or any(not number.is_integer() for number in numbers):
+            raise ValueError(
+                f"{source}: the label column holds {len(distinct)} distinct numbers (e.g. "
+                f"{', '.join(sorted(distinct)[:3])}), which looks like a score per text, not classes. Pass --task "
+                "regression for a number per text; keep --task classification only if each number is a class."
+            )
+
     def parse(self, values: dict, label_column: str, where: str):
         """The label of a row (`values`: column -> value) as this task reads it; None when missing."""
         if self.columns:

@@ -109,7 +109,6 @@ class ClassificationTask(Task):
 
     @classmethod
     def from_labels(cls, labels: Sequence[str], threshold: float = 0.5, balanced: bool = False) -> ClassificationTask:
-        _refuse_numbers_as_classes(labels)
         names = sorted_label_names(labels)
         weights = None
         if balanced:
@@ -287,20 +286,6 @@ class ClassificationTask(Task):
             "label_names": tf.tile(label_names[tf.newaxis, :], tf.stack([batch, 1])),
         }
 
-
-def _refuse_numbers_as_classes(labels: Sequence[str]) -> None:
-    """A label column of many distinct numbers, or fractional ones, is a regression target, not classes."""
-    distinct = set(labels)
-    try:
-        values = [float(label) for label in distinct]
-    except ValueError:
-        return
-    if len(distinct) >= 50 or any(not float(v).is_integer() for v in values):
-        raise ValueError(
-            f"The label column holds {len(distinct)} distinct numbers (e.g. {', '.join(sorted(distinct)[:3])}), "
-            "which looks like a score per text, not classes. Pass --task regression for a number per text; "
-            "keep --task classification only if each number is a class."
-        )
 
 
 @dataclasses.dataclass(frozen=True)
