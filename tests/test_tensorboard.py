@@ -20,6 +20,7 @@ import pytest
 
 from tfbert.scripts import train_main
 from tests.conftest import TINY_FLAGS, synthetic_rows, write_csv
+from tfbert.presets import learning_rate_for
 from tfbert.tensorboard import config_hparams
 from tfbert.cli import parse_config
 from tfbert.config import TrainConfig
@@ -181,7 +182,7 @@ def test_graphs_and_profile(tensorboard, logdir):
 
 def test_config_hparams_are_flat_and_log_the_rate_trained_with():
     config = TrainConfig(run_name="x", max_train_samples=10, scale_lr=True)
-    hparams = {h.name: v for h, v in config_hparams(config, 2 * config.resolved_learning_rate).items()}
+    hparams = {h.name: v for h, v in config_hparams(config, 2 * learning_rate_for(None, None)).items()}
     assert hparams["learning_rate"] == 1e-3 and hparams["num_layers"] == 2 and hparams["max_train_samples"] == 10
     assert "model" not in hparams and "log_dir" not in hparams and "run_name" not in hparams
 

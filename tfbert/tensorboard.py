@@ -59,6 +59,13 @@ class TensorBoard(keras.callbacks.TensorBoard):
     (tensorflow/tensorflow#49109; still so in Keras 3.15).
     """
 
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        # Keras writes the conceptual graph of plain Functional / Sequential models only; a TextClassifier is a
+        # Functional subclass, so its graph is written here, as Keras would.
+        if self.write_graph and type(self.model).__name__ not in ("Functional", "Sequential"):
+            write_conceptual_graph(self.model, os.path.join(self.log_dir, "train"))
+
     def on_epoch_end(self, epoch, logs=None):
         with tf.summary.record_if(True):
             super().on_epoch_end(epoch, logs)
@@ -66,6 +73,18 @@ class TensorBoard(keras.callbacks.TensorBoard):
     def on_test_end(self, logs=None):
         with tf.summary.record_if(True):
             super().on_test_end(logs)
+
+
+def write_conceptual_graph(model: keras.Model, log_dir: str) -> None:
+    """The model's layer graph for TensorBoard's Graphs tab ("keras" tag, the graph_keras_model plugin)."""
+    metadata = tf.compat.v1.SummaryMetadata()
+    metadata.plugin_data.plugin_name = "graph_keras_model"
+    metadata.plugin_data.content = b"1"
+    graph = keras.Model(model.inputs, model.outputs, name=model.name)  # the plain functional view of its layers
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default(), tf.summary.record_if(True):
+        tf.summary.write(tag="keras", tensor=graph.to_json(), step=0, metadata=metadata)
+    writer.close()
 
 
 def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
