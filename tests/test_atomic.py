@@ -42,3 +42,12 @@ def test_replace_swaps_a_whole_directory(tmp_path):
         with atomic.staged_directory(str(target)) as tmp:  # no replace: an existing, non-empty target is refused
             open(os.path.join(tmp, "other"), "w").close()
     assert os.listdir(target) == ["new"] and os.listdir(tmp_path) == ["preset"]
+
+
+def test_disk_full_is_recognised_in_any_wrapping():
+    import errno
+
+    assert atomic.disk_full_reason(OSError(errno.ENOSPC, "No space left on device")) == "No space left on device"
+    assert atomic.disk_full_reason(RuntimeError("write failed: File too large [Op:SaveV2]")) == "File too large"
+    assert atomic.disk_full_reason(OSError(errno.EACCES, "Permission denied")) is None
+    assert atomic.disk_full_reason(ValueError("bad value")) is None

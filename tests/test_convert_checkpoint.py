@@ -16,7 +16,7 @@ import zipfile
 import keras_hub
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -168,3 +168,23 @@ def test_an_imported_safetensors_checkpoint_round_trips(tmp_path):
     assert io.open(os.path.join(second, "tokenizer_config.json")).read() == io.open(
         os.path.join(first, "tokenizer_config.json")
     ).read()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_damaged_pytorch_file_is_a_clear_error(tmp_path_factory, data):
+    """Truncated or bit-flipped pytorch_model.bin: tensors, or a ValueError that says so; never another exception."""
+    raw = open(os.path.join(FIXTURE, "pytorch_model.bin"), "rb").read()
+    truncate = data.draw(st.booleans(), label="truncate")
+    damaged = bytearray(raw[: data.draw(st.integers(0, len(raw) - 1), label="cut")] if truncate else raw)
+    for _ in range(data.draw(st.integers(0 if truncate else 1, 3), label="flips")):
+        if damaged:
+            damaged[data.draw(st.integers(0, len(damaged) - 1))] ^= 1 << data.draw(st.integers(0, 7))
+    path = tmp_path_factory.mktemp("bin") / "pytorch_model.bin"
+    path.write_bytes(bytes(damaged))
+    try:
+        state = convert_checkpoint.read_pytorch_state_dict(str(path))
+    except ValueError as error:
+        assert str(path) in str(error) or "pickle" in str(error).lower() or "storage" in str(error).lower()
+        return
+    assert not truncate and all(isinstance(v, np.ndarray) for v in state.values())  # a flip inside tensor data

@@ -74,7 +74,7 @@ def test_missing_column_lists_columns(tmp_path):
 def test_bad_utf8_names_the_line(tmp_path):
     path = tmp_path / "d.csv"
     path.write_bytes("text,label\n好,1\n".encode() + "坏,0\n".encode("gbk"))
-    with pytest.raises(ValueError, match=r"line 3 is not valid UTF-8"):
+    with pytest.raises(ValueError, match=r"lines are not valid UTF-8 \(the first is line 3\)"):
         data_lib.load_examples(str(path))
 
 

@@ -307,3 +307,107 @@ def test_every_task_has_both_signatures_portable_ops_and_warmup(task_runs, name)
     for record in records:
         out = serve(**{k: tf.constant(tf.make_ndarray(v)) for k, v in record.predict_log.request.inputs.items()})
         assert next(iter(out.values())).shape[0] == len(tf.make_ndarray(record.predict_log.request.inputs["text"]))
+
+
+# Exports trained.run_dir's best checkpoint to a base directory in a fresh process (killed or limited by the tests).
+EXPORTER = r"""
+import resource, sys
+limit = int(sys.argv[3])
+if limit:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+import keras
+from tfbert.export import export_saved_model
+from tfbert.tasks import ClassificationTask
+model = keras.saving.load_model(sys.argv[1])
+try:
+    print(export_saved_model(model, ClassificationTask(("negative", "positive")), sys.argv[2]), flush=True)
+except ValueError as error:
+    print("error:", error, file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+def _exporter(trained, base, limit=0, **popen):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    checkpoint = os.path.join(trained.run_dir, "checkpoints", "best.keras")
+    return subprocess.Popen([sys.executable, "-c", EXPORTER, checkpoint, str(base), str(limit)], cwd=root,
+                            env={**os.environ, "PYTHONPATH": root}, **popen)
+
+
+def _servable(base) -> list[str]:
+    """The version directories TF Serving would load, each checked complete."""
+    versions = sorted(name for name in os.listdir(base) if name.isdigit())
+    for name in versions:
+        assert os.path.isfile(os.path.join(base, name, "saved_model.pb")), name
+        assert os.path.isfile(os.path.join(base, name, "assets.extra", "labels.txt")), name
+    return versions
+
+
+@pytest.mark.slow
+def test_sigkill_mid_export_leaves_the_base_servable_and_the_next_export_cleans_up(trained, tmp_path):
+    import shutil
+    import signal
+    import time
+
+    base = tmp_path / "m"
+    shutil.copytree(trained.export_path, base / "1")
+    leftovers = 0
+    for delay in (4.0, 6.0, 8.0):  # TF's import alone takes seconds: these land in loading, tracing, writing
+        proc = _exporter(trained, base, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert "1" in _servable(base)  # every visible version is complete, whenever the kill came
+        leftovers += len([n for n in os.listdir(base) if n.startswith(".")])
+    path = export_saved_model(trained.model, trained.task, str(base))
+    assert os.path.isfile(os.path.join(path, "saved_model.pb"))
+    assert not [n for n in os.listdir(base) if n.startswith(".")]  # the killed exports' leftovers are gone
+    _servable(base)
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_an_export_is_clear_and_keeps_earlier_versions(trained, tmp_path):
+    import shutil
+
+    base = tmp_path / "m"
+    shutil.copytree(trained.export_path, base / "1")
+    proc = _exporter(trained, base, limit=20_000, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 2, err[-2000:]
+    assert "stopped: File too large" in err and "earlier versions are intact" in err, err[-2000:]
+    assert os.listdir(base) == ["1"] and _servable(base) == ["1"]
+
+
+@pytest.mark.slow
+def test_two_exports_at_once_get_two_complete_versions(trained, tmp_path):
+    base = tmp_path / "m"
+    procs = [_exporter(trained, base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    paths = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err[-2000:]
+        paths.append(out.strip().splitlines()[-1])
+    assert sorted(os.path.basename(p) for p in paths) == ["1", "2"] and _servable(base) == ["1", "2"]
+
+
+def test_a_version_taken_while_writing_moves_to_the_next(trained, tmp_path, monkeypatch):
+    """Two writers that picked the same next version: the second rename fails and takes the next free one."""
+    base = tmp_path / "m"
+    (base / "1").mkdir(parents=True)
+    (base / "1" / "saved_model.pb").write_text("the other export's")
+    answers = iter([1, 2])
+    monkeypatch.setattr(export_lib, "next_version", lambda base_dir: next(answers))
+    path = export_saved_model(trained.model, trained.task, str(base))
+    assert path.endswith(os.path.join("m", "2")) and (base / "1" / "saved_model.pb").read_text() == "the other export's"
+
+
+def test_stale_staging_directories_of_dead_processes_only_are_removed(tmp_path):
+    from tfbert import atomic
+
+    dead = tmp_path / ".export.tmp-999999999-abc"
+    alive = tmp_path / f".export.tmp-{os.getpid()}-def"
+    dead.mkdir()
+    alive.mkdir()
+    (tmp_path / "1").mkdir()
+    assert atomic.remove_stale(str(tmp_path)) == [dead.name]
+    assert sorted(os.listdir(tmp_path)) == sorted([alive.name, "1"])

@@ -67,3 +67,14 @@ def test_scores_under_classification_name_the_flag():
     with pytest.raises(ValueError, match="60 distinct numbers"):
         CLASSES.check([str(i) for i in range(60)], "d.csv")
     SCORES.check(["0.5"], "d.csv")
+
+
+@pytest.mark.parametrize("spelling", [1, "1", " 1 ", "1.0", "1e0", 1.0, "+1"])
+def test_an_integer_label_is_one_label_however_spelled(spelling):
+    assert parse(CLASSES, spelling) == "1"
+
+
+def test_labels_that_differ_only_in_case_are_refused():
+    CLASSES.check(["pos", "neg", "pos"], "d.csv")
+    with pytest.raises(ValueError, match="d.csv: the labels 'Pos', 'pos' differ only in letter case"):
+        CLASSES.check(["pos", "Pos", "neg"], "d.csv")

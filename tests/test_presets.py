@@ -1,6 +1,9 @@
 import json
+import os
+import shutil
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tfbert import presets
 
@@ -51,3 +54,47 @@ def test_save_preset_is_atomic_and_replaces(tmp_path, tiny_tokenizer):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p"] and not (target / "stale.txt").exists()
     assert presets.PretrainSummary.read(str(target)) == summary
     assert keras_hub.models.BertBackbone.from_preset(str(target)).hidden_dim == 8
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    from tfbert.convert_checkpoint import import_checkpoint
+
+    fixture = os.path.join(os.path.dirname(__file__), "data", "tiny_hf_bert")
+    return import_checkpoint(fixture, str(tmp_path_factory.mktemp("ckpt") / "preset"), lowercase=True)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.floats(0.0, 0.99))
+def test_truncated_weights_are_a_clear_error(converted, tmp_path_factory, cut):
+    damaged = str(tmp_path_factory.mktemp("cut") / "preset")
+    shutil.copytree(converted, damaged)
+    weights = os.path.join(damaged, "model.safetensors")
+    raw = open(weights, "rb").read()
+    open(weights, "wb").write(raw[: int(len(raw) * cut)])
+    with pytest.raises(ValueError, match="its weights cannot be read .* truncated or damaged"):
+        presets.load_pretrained(damaged, 16)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda vocab: vocab[:7] + [""] + vocab[8:], "line 8 is empty"),
+    (lambda vocab: vocab[:7] + [vocab[6]] + vocab[8:], "is on lines 7 and 8"),
+])
+def test_a_damaged_vocabulary_is_a_clear_error(converted, tmp_path, edit, message):
+    damaged = str(tmp_path / "preset")
+    shutil.copytree(converted, damaged)
+    path = os.path.join(damaged, "vocab.txt")
+    vocab = open(path, encoding="utf-8").read().splitlines()
+    open(path, "w", encoding="utf-8").write("\n".join(edit(vocab)) + "\n")
+    with pytest.raises(ValueError, match=message):
+        presets.load_tokenizer(damaged)
+
+
+def test_keras_files_load_in_safe_mode(tmp_path):
+    """A .keras file whose config smuggles a Python lambda is refused, not run."""
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda x: x * 2)])
+    model.save(str(tmp_path / "lambda.keras"))
+    with pytest.raises(ValueError, match="safe_mode"):
+        keras.saving.load_model(str(tmp_path / "lambda.keras"))

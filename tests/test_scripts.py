@@ -37,7 +37,7 @@ TRAIN_CASES = {
     "one class": (lambda t: ["--data", _csv(t, "d.csv", "text,label\na,x\nb,x\nc,x\nd,x\ne,x\n")],
                   "only 1 class ('x'); a classifier needs at least 2"),
     "not utf-8": (lambda t: ["--data", _csv(t, "d.csv", "text,label\n好,1\n".encode() + "坏,0\n".encode("gbk"))],
-                  "line 3 is not valid UTF-8"),
+                  "1 lines are not valid UTF-8 (the first is line 3)"),
     "all values missing": (lambda t: ["--data", _csv(t, "d.jsonl", '{"text": null, "label": 1}\n{"text": "a"}\n')],
                            "no usable rows"),
     "unseen validation label": (lambda t: ["--data", write_csv(t / "tr.csv", synthetic_rows(20)),
@@ -152,3 +152,53 @@ def test_pair_model_end_to_end(tmp_path, capsys):
     np.testing.assert_allclose(list(record["probabilities"].values()), out["probabilities"].numpy()[0], atol=1e-5)
     assert evaluate_main(["--model", export, "--data", path]) == 0
     assert "Validation Accuracy" in capsys.readouterr().out
+
+
+OFFLINE = r"""
+import socket, sys
+
+def refuse(*args, **kwargs):
+    raise OSError("network refused by the test")
+
+socket.socket.connect = socket.socket.connect_ex = refuse
+socket.create_connection = socket.getaddrinfo = refuse
+from tfbert.scripts import evaluate_main, predict_main, train_main
+
+out, data = sys.argv[1], sys.argv[2]
+code = train_main(["--export-dir", out + "/sm", "--log-dir", out + "/logs", "--max-train-samples", "64",
+                   "--epochs", "1", *sys.argv[3:]])
+code = code or predict_main(["--model", out + "/sm/snownlp_sentiment", "很好"])
+code = code or evaluate_main(["--model", out + "/sm/snownlp_sentiment", "--data", data])
+sys.exit(code)
+"""
+
+
+@pytest.mark.slow
+def test_the_default_path_runs_with_every_socket_refused(tmp_path):
+    """train -> predict -> evaluate on the default corpus never touches the network."""
+    data = write_csv(tmp_path / "eval.csv", synthetic_rows(30))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", OFFLINE, str(tmp_path), data, *TINY_FLAGS], cwd=root,
+                          env={**os.environ, "PYTHONPATH": root}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "network refused" not in proc.stderr
+    assert '"label": ' in proc.stdout and "Validation Loss" in proc.stdout
+
+
+def test_a_remote_preset_offline_names_the_local_directory_fix(tmp_path, capsys, monkeypatch):
+    """Only an explicitly named remote preset reaches for the network; offline, the message says what to do."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("network refused by the test")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    presets._can_reach.cache_clear()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    try:
+        assert train_main(["--preset", "hf://google-bert/bert-base-chinese", "--export-dir", str(tmp_path / "sm"),
+                           "--log-dir", str(tmp_path / "logs")]) == 2
+    finally:
+        presets._can_reach.cache_clear()
+    err = capsys.readouterr().err
+    assert "huggingface.co is not reachable from here" in err and "--preset ./" in err

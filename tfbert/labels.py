@@ -1,7 +1,10 @@
 """Label values as files write them, read the way each task needs them.
 
-- classification: the value as a string, surrounding whitespace removed
-  (`1` and `"1"` are the same label). A list is refused: it is multi-label.
+- classification: the value as a string, surrounding whitespace removed. A
+  number with an integer value is one label however it is spelled (`1`,
+  `"1"`, `" 1.0 "`, `1e0` are all label `1`). Labels that differ only in
+  letter case (`Pos`, `pos`) are refused: the rule cannot tell whether they
+  are one class. A list is refused: it is multi-label.
 - multi_label: a JSON list (JSONL), a cell of labels joined by the separator
   (CSV/TSV; `"a|b"` with `--label-separator "|"`; a cell holding a JSON list
   is read as one), or the wide form, one 0/1 column per label. Each label is
@@ -41,7 +44,16 @@ def classification_label(value: Any, where: str) -> str | None:
         raise ValueError(f"{where}: the label {value!r} is a list of labels; for several labels per text pass "
                          "--task multi_label.")
     text = value.strip() if isinstance(value, str) else str(value)
-    return text or None
+    return _integer_spelling(text) or None
+
+
+def _integer_spelling(text: str) -> str:
+    """`text`, or the plain integer it spells (`"1.0"` -> `"1"`)."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if math.isfinite(number) and number.is_integer() else text
 
 
 def multi_label_set(value: Any, separator: str, where: str) -> tuple[str, ...] | None:
@@ -107,10 +119,17 @@ class LabelFormat:
         return self.task == "classification"
 
     def check(self, labels: list, source: str) -> None:
-        """Refuse a classification label column that holds scores: many distinct numbers, or fractional ones."""
+        """Refuse classification labels the rules cannot read: scores (many or fractional numbers), case variants."""
         if self.task != "classification":
             return
         distinct = set(labels)
+        by_case: dict[str, set[str]] = {}
+        for label in distinct:
+            by_case.setdefault(label.casefold(), set()).add(label)
+        clash = next((sorted(spellings) for spellings in by_case.values() if len(spellings) > 1), None)
+        if clash:
+            raise ValueError(f"{source}: the labels {', '.join(map(repr, clash))} differ only in letter case; write "
+                             "each label one way (tfbert does not guess whether they are one class).")
         try:
             numbers = [float(label) for label in distinct]
         except ValueError:

@@ -20,7 +20,7 @@ import time
 import keras
 import tensorflow as tf
 
-from tfbert import tensorboard
+from tfbert import atomic, tensorboard
 from tfbert.distribute import WorkerInfo, get_strategy, set_precision, worker_info
 from tfbert.resume import OrderedBackupAndRestore, RunPaths, resolve_run_dir, resumed_epoch
 
@@ -80,6 +80,11 @@ def logging_callbacks(run: Run, batch_size: int, log_every: int, examples_per_ep
     ]
 
 
+def _kept(run: Run) -> str:
+    backup_dir = run.paths.backup_dir
+    return f"the backup in {backup_dir}" if os.path.isdir(backup_dir) else "nothing yet (no epoch finished)"
+
+
 class StopOnNaN(keras.callbacks.TerminateOnNaN):
     """TerminateOnNaN that remembers where it stopped, so the run can report it and save nothing."""
 
@@ -121,10 +126,14 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
                             callbacks=[backup, *callbacks, nan_guard, backup.last], shuffle=False,
                             verbose=1 if sys.stdout.isatty() else 2)
     except KeyboardInterrupt:
-        backup_dir = run.paths.backup_dir
-        where = f"the backup in {backup_dir}" if os.path.isdir(backup_dir) else "nothing yet (no epoch finished)"
-        logger.error("Interrupted. Kept %s; run the same command again to resume.", where)
+        logger.error("Interrupted. Kept %s; run the same command again to resume.", _kept(run))
         raise
+    except Exception as error:
+        reason = atomic.disk_full_reason(error)
+        if not reason:
+            raise
+        raise ValueError(f"Training stopped writing a backup, checkpoint or log under {run.paths.run_dir}: "
+                         f"{reason}. Kept {_kept(run)}; free space, then run the same command to resume.") from None
     if nan_guard.stopped_at is not None:
         epoch, batch = nan_guard.stopped_at
         best = run.paths.best_checkpoint

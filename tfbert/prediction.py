@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Iterator
 
-from tfbert import data as data_lib
+from tfbert import files
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +34,12 @@ class FileColumns:
     pair: str | None = None
 
 
-def _batches(rows: Iterator[data_lib.Row], size: int) -> Iterator[list[data_lib.Row]]:
+def _batches(rows: Iterator[files.Row], size: int) -> Iterator[list[files.Row]]:
     while batch := list(itertools.islice(rows, size)):
         yield batch
 
 
-def _texts(batch: list[data_lib.Row], columns: FileColumns, path: str) -> tuple[list[str], list[str] | None]:
+def _texts(batch: list[files.Row], columns: FileColumns, path: str) -> tuple[list[str], list[str] | None]:
     texts, pairs = [], [] if columns.pair else None
     for row in batch:
         for column in [columns.text] + ([columns.pair] if columns.pair else []):
@@ -81,7 +81,8 @@ def _merged(values: dict, answer: dict) -> dict:
     return {**values, **{(f"predicted_{k}" if k in values else k): v for k, v in answer.items()}}
 
 
-def predict_file(model, path: str, columns: FileColumns, output: str | None, batch_size: int = 64) -> int:
+def predict_file(model, path: str, columns: FileColumns, output: str | None, batch_size: int = 64,
+                 options: files.ReadOptions = files.ReadOptions()) -> int:
     """Answer every row of `path` with `model` (a LocalModel or RemoteModel); return the number of rows.
 
     Raises:
@@ -92,7 +93,7 @@ def predict_file(model, path: str, columns: FileColumns, output: str | None, bat
                          "file, text<TAB>text_pair).")
     writer, progress = _Writer(output), _Progress()
     try:
-        for batch in _batches(data_lib.iter_rows(path), batch_size):
+        for batch in _batches(files.iter_rows(path, options), batch_size):
             texts, pairs = _texts(batch, columns, path)
             answers = model.predict(texts, pairs, batch_size=batch_size).records(model.label_names)
             for row, answer in zip(batch, answers):

@@ -9,6 +9,7 @@ presets atomically.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ def _is_hf_checkpoint(preset: str) -> bool:
 PRESET_HOSTS = {"hf://": "huggingface.co", "modelscope://": "www.modelscope.cn"}  # anything else: Kaggle
 
 
+@functools.cache  # asked once per run: preflight, then loading
 def _can_reach(host: str, timeout: float = 5.0) -> bool:
     try:
         socket.create_connection((host, 443), timeout=timeout).close()
@@ -76,11 +78,12 @@ def check_preset(preset: str, flag: str = "--preset") -> None:
     host = next((h for prefix, h in PRESET_HOSTS.items() if preset.startswith(prefix)), "www.kaggle.com")
     cached = os.path.isdir(os.path.expanduser(os.path.join("~", ".cache", "kagglehub", "models", "keras", "bert", "keras", preset)))
     if not cached and not _can_reach(host):
+        local = preset.rstrip("/").rsplit("/", 1)[-1]  # bert_base_zh, or the last part of a hub handle
         raise ValueError(
             f"Cannot download {flag} {preset!r}: {host} is not reachable from here. On a machine with network, run "
-            f"`python -c \"import keras_hub as h; h.models.BertBackbone.from_preset('{preset}').save_to_preset('{preset}'); "
-            f"h.models.BertTokenizer.from_preset('{preset}').save_to_preset('{preset}')\"`, copy the '{preset}' "
-            f"directory here and pass {flag} ./{preset}."
+            f"`python -c \"import keras_hub as h; h.models.BertBackbone.from_preset('{preset}').save_to_preset('{local}'); "
+            f"h.models.BertTokenizer.from_preset('{preset}').save_to_preset('{local}')\"`, copy the '{local}' "
+            f"directory here and pass {flag} ./{local}."
         )
 
 
@@ -110,7 +113,25 @@ def load_tokenizer(preset: str) -> keras_hub.models.BertTokenizer:
                     f"{config_path} has no \"do_lower_case\"; add `\"do_lower_case\": true` for an uncased "
                     "vocabulary or false for a cased one."
                 )
+    for vocabulary in ("vocab.txt", os.path.join("assets", "tokenizer", "vocabulary.txt")):
+        if os.path.isdir(preset) and os.path.isfile(os.path.join(preset, vocabulary)):
+            check_vocabulary(os.path.join(preset, vocabulary))
     return keras_hub.models.BertTokenizer.from_preset(preset)
+
+
+def check_vocabulary(path: str) -> None:
+    """A WordPiece vocabulary file holds one distinct, non-empty token per line."""
+    seen: dict[str, int] = {}
+    with open(path, encoding="utf-8", errors="strict") as f:
+        for number, line in enumerate(f, 1):
+            token = line.rstrip("\r\n")
+            if not token.strip():
+                raise ValueError(f"{path}: line {number} is empty; a vocabulary holds one token per line. The file "
+                                 "is damaged: copy it again.")
+            if token in seen:
+                raise ValueError(f"{path}: the token {token!r} is on lines {seen[token]} and {number}; each token "
+                                 "must appear once. The file is damaged: copy it again.")
+            seen[token] = number
 
 
 def load_pretrained(preset: str, max_seq_length: int, flag: str = "--preset") -> Pretrained:
@@ -121,7 +142,13 @@ def load_pretrained(preset: str, max_seq_length: int, flag: str = "--preset") ->
     """
     check_preset(preset, flag)
     tokenizer = load_tokenizer(preset)
-    backbone = keras_hub.models.BertBackbone.from_preset(preset)
+    try:
+        backbone = keras_hub.models.BertBackbone.from_preset(preset)
+    except Exception as error:  # safetensors, h5py and JSON errors of a damaged file are not user-error types
+        if not os.path.isdir(preset):
+            raise
+        raise ValueError(f"{flag} {preset!r}: its weights cannot be read ({type(error).__name__}: {error}). The "
+                         "file is truncated or damaged: download or copy it again.") from error
     if max_seq_length > backbone.max_sequence_length:
         raise ValueError(
             f"--max-seq-length {max_seq_length} exceeds the backbone's {backbone.max_sequence_length} "

@@ -43,7 +43,7 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
-from tfbert import keras_compat, loop, presets
+from tfbert import keras_compat, loop, preflight, presets
 from tfbert.config import PretrainConfig
 from tfbert.corpus import Corpus, default_corpus, held_out_split, read_text_files
 from tfbert.masking import masked_batches, masker_for, word_continuations
@@ -65,6 +65,7 @@ def pretrain(config: PretrainConfig) -> presets.PretrainSummary:
     """Run masked-LM pretraining as `config` says; the chief writes the preset; return the summary."""
     if os.path.exists(config.output_dir) and not config.overwrite:
         raise ValueError(f"--output-dir {config.output_dir!r} already exists; pass --overwrite or pick another dir.")
+    preflight.pretrain(config)
     run = loop.start_run(loop.RunSettings(config.strategy, config.tpu, config.seed, config.mixed_precision,
                                           config.log_dir, config.run_name, config.output_dir + ".backup"), "pretrain")
     logger.info("Config:\n%s", config.to_json())

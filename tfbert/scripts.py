@@ -118,9 +118,11 @@ def _split_pairs(texts: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _predict(config: PredictConfig) -> int:
+    from tfbert import preflight
     from tfbert.prediction import FileColumns, predict_file
     from tfbert.serving import LocalModel, RemoteModel
 
+    preflight.predict(config)
     if config.server:
         model = RemoteModel(config.server, config.model_name, config.version, config.request_format)
     else:
@@ -132,7 +134,7 @@ def _predict(config: PredictConfig) -> int:
             "text" if txt else config.text_column or (recorded.text_column if recorded else "text"),
             ("text_pair" if txt else config.text_pair_column or (recorded.text_pair_column if recorded else None))
             if model.pair else None)
-        count = predict_file(model, config.file, columns, config.output, config.batch_size)
+        count = predict_file(model, config.file, columns, config.output, config.batch_size, config.read_options)
         if config.output:
             logger.info("Wrote %d answers to %s.", count, config.output)
         return 0

@@ -23,7 +23,7 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
-from tfbert import atomic, data as data_lib, keras_compat, loop, presets
+from tfbert import atomic, data as data_lib, keras_compat, loop, preflight, presets
 from tfbert.baseline import BaselineResult, GraphBaseline, tfidf_baseline
 from tfbert.config import TrainConfig
 from tfbert.export import export_saved_model
@@ -63,7 +63,9 @@ class TrainResult:
 
 def train(config: TrainConfig) -> TrainResult:
     """Run one training job as described by `config`; export unless this is a non-chief worker."""
-    run = loop.start_run(_run_settings(config), config.model_name or _default_name(config))
+    model_name = config.model_name or _default_name(config)
+    preflight.train(config, model_name)  # before anything slow: a run that would fail at its end fails now
+    run = loop.start_run(_run_settings(config), model_name)
     logger.info("Config:\n%s", config.to_json())
     splits = data_lib.load_splits(config)
     task = tasks_lib.for_training(config.task, splits.train.labels, config.threshold,
