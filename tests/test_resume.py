@@ -135,3 +135,63 @@ def test_an_unfinished_run_is_found_again(tmp_path):
     assert resolve_run_dir(str(logs), None, "m", multi_worker=True) == str(logs / "m")
     assert resolve_run_dir(str(logs), None, "m", resume_unfinished=False).startswith(str(logs / "m-"))
     assert resolve_run_dir(str(logs), None, "m", resume_unfinished=False) != str(logs / "m-20260101-000000")
+
+
+def _fit_with_backups(tmp_path, epochs, crash=None):
+    import keras
+
+    from tfbert.resume import OrderedBackupAndRestore
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    backup = OrderedBackupAndRestore(str(tmp_path / "backup"), save_freq="epoch", delete_checkpoint=False)
+    model.fit(np.zeros((8, 3)), np.zeros((8, 1)), epochs=epochs, verbose=0,
+              callbacks=[backup, *([crash] if crash else []), backup.last])
+    return model
+
+
+@pytest.mark.parametrize("stage", ["weights", "metadata", "marker", "first rename", "second rename"])
+def test_a_crash_while_a_backup_is_written_resumes_from_the_last_complete_one(tmp_path, monkeypatch, stage):
+    import builtins
+
+    from tfbert import resume
+
+    backup_dir = str(tmp_path / "backup")
+    _fit_with_backups(tmp_path, 2)
+    assert resume.resumed_epoch(backup_dir) == 2
+    real_open, real_rename, renames = builtins.open, os.rename, []
+
+    def crash_open(path, mode="r", *args, **kwargs):
+        name = os.path.basename(str(path))
+        if "w" in mode and ((stage == "metadata" and name == resume.BACKUP_METADATA)
+                            or (stage == "marker" and name == resume.COMPLETE)):
+            raise KeyboardInterrupt  # the process dies here
+        return real_open(path, mode, *args, **kwargs)
+
+    def crash_rename(source, target):
+        renames.append(target)
+        if (stage == "first rename" and len(renames) == 1) or (stage == "second rename" and len(renames) == 2):
+            raise KeyboardInterrupt
+        return real_rename(source, target)
+
+    def crash_save(self, path, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    import keras
+
+    newer = _fit_with_backups(tmp_path / "other", 1)
+    if stage == "weights":
+        monkeypatch.setattr(keras.Model, "save_weights", crash_save)
+    monkeypatch.setattr(resume, "open", crash_open, raising=False)
+    monkeypatch.setattr(resume.os, "rename", crash_rename)
+    with pytest.raises(KeyboardInterrupt):
+        resume.commit_backup(backup_dir, newer, 3)
+    monkeypatch.undo()
+    resume.recover_backup(backup_dir)
+    # The marker was written for "first rename" and later: the new backup (epoch 3) is complete and kept.
+    expected = 3 if stage in ("first rename", "second rename") else 2
+    assert resume.resumed_epoch(backup_dir) == expected
+    assert sorted(os.listdir(tmp_path)) == ["backup", "other"]  # no staging or old directory left
+    restored = _fit_with_backups(tmp_path, expected + 1)  # Keras loads the recovered backup and trains on
+    assert resume.resumed_epoch(backup_dir) == expected + 1 and restored.built

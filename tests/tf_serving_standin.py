@@ -4,7 +4,8 @@ TF Serving's server binary is not on PyPI or Debian, so the REST client is
 tested against this: the same URLs and the same JSON request/response
 shapes as https://www.tensorflow.org/tfx/serving/api_rest (predict: row
 "instances" -> "predictions", columnar "inputs" -> "outputs"; metadata).
-Test infrastructure only: single-threaded, loopback, stopped by the test.
+Test infrastructure only: loopback, stopped by its user; single-threaded
+unless asked (`threaded=True`, for the load test).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 
 import numpy as np
 import tensorflow as tf
@@ -30,10 +31,11 @@ def _jsonable(value: np.ndarray):
 class StandIn:
     """Serve `{name: {version: saved_model_dir}}` on a free loopback port."""
 
-    def __init__(self, models: dict[str, dict[int, str]]):
+    def __init__(self, models: dict[str, dict[int, str]], threaded: bool = False):
         self.loaded = {name: {v: tf.saved_model.load(path) for v, path in versions.items()} for name, versions in models.items()}
         self.requests: list[dict] = []
-        self.server = HTTPServer(("127.0.0.1", 0), self._handler())
+        # threaded: one thread per connection, as TF Serving answers concurrent clients (bench/load_test.py).
+        self.server = (ThreadingHTTPServer if threaded else HTTPServer)(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

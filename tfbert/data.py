@@ -20,7 +20,7 @@ import importlib.resources
 import logging
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from tfbert.files import ReadOptions, Row, read_rows
 from tfbert.labels import LabelFormat
@@ -54,7 +54,7 @@ class Examples:
         return list(zip(self.texts, pairs))
 
 
-def _column_check(path: str, rows: list[Row], columns: dict[str, str]) -> None:
+def check_columns(path: str, rows: Sequence[Row], columns: dict[str, str]) -> None:
     found = sorted({key for row in rows[:1000] for key in row.values if key is not None})
     for flag, name in columns.items():
         if not any(name in row.values for row in rows[:1000]):
@@ -72,16 +72,56 @@ def _as_text(value: object) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-def _required_columns(text_column: str, label_column: str, text_pair_column: str | None,
-                      labels: LabelFormat) -> dict[str, str]:
-    columns = {"text_column": text_column}
+@dataclasses.dataclass(frozen=True)
+class Columns:
+    """Which columns hold the text, the label and the optional text pair."""
+
+    text: str = "text"
+    label: str = "label"
+    pair: str | None = None
+
+
+@dataclasses.dataclass
+class Dropped:
+    """Rows read and rows dropped while reading a labelled file (logged once, at the end)."""
+
+    rows: int = 0
+    missing: int = 0
+    blank: int = 0
+
+    def log(self, path: str) -> None:
+        if self.missing:
+            logger.warning("%s: dropped %d rows with a missing text or label.", path, self.missing)
+        if self.blank:
+            logger.warning("%s: dropped %d rows whose text is empty or whitespace only.", path, self.blank)
+
+
+def required_columns(columns: Columns, labels: LabelFormat) -> dict[str, str]:
+    """flag name -> the column it names, for `check_columns` messages."""
+    required = {"text_column": columns.text}
     if labels.columns:
-        columns.update({f"label_columns entry {i + 1},": name for i, name in enumerate(labels.columns)})
+        required.update({f"label_columns entry {i + 1},": name for i, name in enumerate(labels.columns)})
     else:
-        columns["label_column"] = label_column
-    if text_pair_column:
-        columns["text_pair_column"] = text_pair_column
-    return columns
+        required["label_column"] = columns.label
+    if columns.pair:
+        required["text_pair_column"] = columns.pair
+    return required
+
+
+def labelled(rows: Iterable[Row], columns: Columns, labels: LabelFormat, path: str,
+             dropped: Dropped) -> Iterator[tuple[str, str | None, object]]:
+    """(text, text pair or None, label) of each usable row; rows with a missing value or a blank text are counted."""
+    for row in rows:
+        dropped.rows += 1
+        text = _as_text(row.values.get(columns.text))
+        pair = _as_text(row.values.get(columns.pair)) if columns.pair else ""
+        label = labels.parse(row.values, columns.label, f"{path}: line {row.line}")
+        if text is None or label is None or pair is None:
+            dropped.missing += 1
+        elif not text.strip() or (columns.pair and not pair.strip()):
+            dropped.blank += 1
+        else:
+            yield text, pair if columns.pair else None, label
 
 
 def load_examples(path: str, text_column: str = "text", label_column: str = "label",
@@ -93,29 +133,15 @@ def load_examples(path: str, text_column: str = "text", label_column: str = "lab
         FileNotFoundError: `path` does not exist.
         ValueError: unknown format, empty file, missing column, bad UTF-8 or JSON, a label the task cannot read.
     """
+    columns = Columns(text_column, label_column, text_pair_column)
     rows = read_rows(path, options)
-    _column_check(path, rows, _required_columns(text_column, label_column, text_pair_column, labels))
-    texts, pairs, values = [], [], []
-    missing = blank = 0
-    for row in rows:
-        text = _as_text(row.values.get(text_column))
-        pair = _as_text(row.values.get(text_pair_column)) if text_pair_column else ""
-        label = labels.parse(row.values, label_column, f"{path}: line {row.line}")
-        if text is None or label is None or pair is None:
-            missing += 1
-            continue
-        if not text.strip() or (text_pair_column and not pair.strip()):
-            blank += 1
-            continue
-        texts.append(text)
-        pairs.append(pair)
-        values.append(label)
-    if missing:
-        logger.warning("%s: dropped %d rows with a missing text or label.", path, missing)
-    if blank:
-        logger.warning("%s: dropped %d rows whose text is empty or whitespace only.", path, blank)
-    if not texts:
+    check_columns(path, rows, required_columns(columns, labels))
+    dropped = Dropped()
+    usable = list(labelled(rows, columns, labels, path, dropped))
+    dropped.log(path)
+    if not usable:
         raise ValueError(f"{path}: no usable rows (all {len(rows)} had missing or blank values).")
+    texts, pairs, values = (list(part) for part in zip(*usable))
     return Examples(texts=texts, labels=values, pairs=pairs if text_pair_column else None)
 
 

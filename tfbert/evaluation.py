@@ -7,8 +7,10 @@ import json
 import logging
 from typing import Any
 
+import numpy as np
+
 from tfbert import data as data_lib
-from tfbert import preflight
+from tfbert import files, preflight
 from tfbert import tasks as tasks_lib
 from tfbert.config import EvaluateConfig
 from tfbert.labels import LabelFormat
@@ -35,10 +37,11 @@ def recorded_task(model: LocalModel, threshold: float | None = None) -> Task:
 
 
 def evaluate(config: EvaluateConfig) -> Evaluation:
-    """Metrics of the export at `config.model` on `config.data`.
+    """Metrics of the export at `config.model` on `config.data`, read and answered in batches.
 
     Columns and label forms are the ones named in `config`, else the ones training used (recorded in the export);
-    the decision threshold is `config.threshold`, else the exported one.
+    the decision threshold is `config.threshold`, else the exported one. Memory holds the labels and the
+    answers, never the file's texts.
 
     Raises:
         ValueError: the file has a label the model was not trained on, or is unusable.
@@ -46,26 +49,40 @@ def evaluate(config: EvaluateConfig) -> Evaluation:
     preflight.evaluate(config)
     model = LocalModel(config.model)
     task = recorded_task(model, config.threshold)
+    columns, labels = _reading(config, model, task)
+    dropped, truth, scores = data_lib.Dropped(), [], []
+    first, rows = files.peeked(files.iter_rows(config.data, config.read_options, "Data file", files.FORMATS))
+    data_lib.check_columns(config.data, first, data_lib.required_columns(columns, labels))
+    writer = open(config.predictions, "w", encoding="utf-8") if config.predictions else None
+    try:
+        for batch in files.batched(data_lib.labelled(rows, columns, labels, config.data, dropped), config.batch_size):
+            texts, pairs, values = (list(part) for part in zip(*batch))
+            task.check_labels(values, config.data)
+            batch_scores = model.predict(texts, pairs if columns.pair else None, config.batch_size).scores
+            truth.append(task.truth(values))
+            scores.append(batch_scores)
+            if writer:
+                _write_predictions(writer, texts, pairs if columns.pair else None, values, task, batch_scores)
+    finally:
+        if writer:
+            writer.close()
+    dropped.log(config.data)
+    if not truth:
+        raise ValueError(f"{config.data}: no usable rows (all {dropped.rows} had missing or blank values).")
+    truth, scores = np.concatenate(truth), np.concatenate(scores)
+    metrics = task.evaluate(truth, scores)
+    return Evaluation({**metrics, "model": model.path, "data": config.data, "task": task.name,
+                       "label_names": list(task.label_names)}, task.report(truth, scores))
+
+
+def _reading(config: EvaluateConfig, model: LocalModel, task: Task) -> tuple[data_lib.Columns, LabelFormat]:
+    """The file's columns and label form: the flags', else the ones training used (the export records them)."""
     recorded = model.metadata or ExportMetadata(model_name="", task=task.name, label_names=task.label_names)
+    columns = data_lib.Columns(config.text_column or recorded.text_column, config.label_column or recorded.label_column,
+                               config.text_pair_column or recorded.text_pair_column)
     labels = LabelFormat(task.name, config.label_separator or recorded.label_separator,
                          _columns(config.label_columns) or recorded.label_columns)
-    examples = data_lib.load_examples(
-        config.data,
-        config.text_column or recorded.text_column,
-        config.label_column or recorded.label_column,
-        config.text_pair_column or recorded.text_pair_column,
-        labels,
-        config.read_options,
-    )
-    task.check_labels(examples.labels, config.data)
-    truth = task.truth(examples.labels)
-    scores = model.predict(examples.texts, examples.pairs, config.batch_size).scores
-    metrics = task.evaluate(truth, scores)
-    if config.predictions:
-        _write_predictions(config.predictions, examples, task, scores)
-    report = task.report(truth, scores)
-    return Evaluation({**metrics, "model": model.path, "data": config.data, "task": task.name,
-                       "label_names": list(task.label_names)}, report)
+    return columns, labels
 
 
 def _columns(value: str | None) -> tuple[str, ...]:
@@ -77,14 +94,9 @@ def write_json(metrics: dict, path: str) -> None:
         json.dump(metrics, f, indent=2, ensure_ascii=False)
 
 
-def _write_predictions(path: str, examples: data_lib.Examples, task: Task, scores) -> None:
+def _write_predictions(writer, texts: list[str], pairs: list[str] | None, truth: list, task: Task, scores) -> None:
     """One JSON line per example: its text(s), the true label(s) as `truth`, and what the model answers."""
-    records = task.answers(scores).records(task.label_names)
-    with open(path, "w", encoding="utf-8") as f:
-        for i, answer in enumerate(records):
-            record = {"text": examples.texts[i]}
-            if examples.pairs is not None:
-                record["text_pair"] = examples.pairs[i]
-            truth = examples.labels[i]
-            record["truth"] = list(truth) if isinstance(truth, tuple) else truth
-            f.write(json.dumps({**record, **answer}, ensure_ascii=False) + "\n")
+    for i, answer in enumerate(task.answers(scores).records(task.label_names)):
+        record = {"text": texts[i], **({"text_pair": pairs[i]} if pairs is not None else {})}
+        record["truth"] = list(truth[i]) if isinstance(truth[i], tuple) else truth[i]
+        writer.write(json.dumps({**record, **answer}, ensure_ascii=False) + "\n")

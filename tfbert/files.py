@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import itertools
 import json
 import logging
 import os
@@ -169,13 +170,14 @@ def _report_bad_rows(bad: list[int], width: int, path: str, options: ReadOptions
                      "fields that contain the delimiter, or pass --skip-bad-rows to drop such rows.")
 
 
-def iter_rows(path: str, options: ReadOptions = ReadOptions()) -> Iterator[Row]:
+def iter_rows(path: str, options: ReadOptions = ReadOptions(), flag: str = "--file",
+              formats: dict[str, str] = STREAM_FORMATS) -> Iterator[Row]:
     """The records of a .csv / .tsv / .jsonl file, or the lines of a .txt file (as `{"text": line}`), one at a time.
 
     Streams: memory stays bounded whatever the file's size. A .txt line may be `text<TAB>text_pair`
     (`{"text": ..., "text_pair": ...}`). Blank .txt and .jsonl lines are skipped.
     """
-    kind = check_path(path, "--file", STREAM_FORMATS)
+    kind = check_path(path, flag, formats)
     with open(path, encoding="utf-8-sig", errors=options.encoding_errors, newline="") as f:
         try:
             if kind in ("csv", "tsv"):
@@ -195,3 +197,16 @@ def _line_record(line: str, kind: str, path: str, number: int) -> dict:
         text, tab, pair = line.partition("\t")
         return {"text": text, "text_pair": pair} if tab else {"text": text}
     return json_record(line, path, number)
+
+
+def batched(items, size: int) -> Iterator[list]:
+    """Lists of `size` consecutive items (the last may be shorter), read lazily."""
+    items = iter(items)
+    while batch := list(itertools.islice(items, size)):
+        yield batch
+
+
+def peeked(rows: Iterator[Row]) -> tuple[list[Row], Iterator[Row]]:
+    """The first row (or none) of `rows`, and an iterator over all of them, the first included."""
+    first = list(itertools.islice(rows, 1))
+    return first, itertools.chain(first, rows)

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from tfbert import atomic, tensorboard
 from tfbert.distribute import WorkerInfo, get_strategy, set_precision, worker_info
-from tfbert.resume import OrderedBackupAndRestore, RunPaths, resolve_run_dir, resumed_epoch
+from tfbert.resume import OrderedBackupAndRestore, RunPaths, recover_backup, resolve_run_dir, resumed_epoch
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ def start_run(settings: RunSettings, name: str) -> Run:
     run_dir = resolve_run_dir(settings.log_dir, settings.run_name, name,
                               resume_unfinished=not settings.backup_dir, multi_worker=worker.multi_worker)
     paths = RunPaths.create(run_dir, settings.backup_dir, worker)
+    recover_backup(paths.backup_dir)  # a crash while the last backup was being written
     resumed_at = resumed_epoch(paths.backup_dir)
     if resumed_at:
         logger.info("Resuming from the backup in %s: epoch %d is next.", paths.backup_dir, resumed_at + 1)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import itertools
 import json
 import logging
 import os
@@ -32,11 +31,6 @@ class FileColumns:
 
     text: str = "text"
     pair: str | None = None
-
-
-def _batches(rows: Iterator[files.Row], size: int) -> Iterator[list[files.Row]]:
-    while batch := list(itertools.islice(rows, size)):
-        yield batch
 
 
 def _texts(batch: list[files.Row], columns: FileColumns, path: str) -> tuple[list[str], list[str] | None]:
@@ -93,7 +87,7 @@ def predict_file(model, path: str, columns: FileColumns, output: str | None, bat
                          "file, text<TAB>text_pair).")
     writer, progress = _Writer(output), _Progress()
     try:
-        for batch in _batches(files.iter_rows(path, options), batch_size):
+        for batch in files.batched(files.iter_rows(path, options), batch_size):
             texts, pairs = _texts(batch, columns, path)
             answers = model.predict(texts, pairs, batch_size=batch_size).records(model.label_names)
             for row, answer in zip(batch, answers):

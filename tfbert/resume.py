@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 import time
 
@@ -32,7 +33,10 @@ from tfbert.distribute import WorkerInfo
 
 logger = logging.getLogger(__name__)
 
-BACKUP_METADATA = "training_metadata.json"  # written by keras.callbacks.BackupAndRestore
+# The files keras.callbacks.BackupAndRestore reads back on restart (tfbert writes them, see `commit_backup`).
+BACKUP_METADATA = "training_metadata.json"
+BACKUP_WEIGHTS = "latest.weights.h5"
+COMPLETE = "COMPLETE"  # written last into a staged backup
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,7 +204,9 @@ class OrderedBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     Keras' callback writes the backup in its own `on_epoch_end`, before the
     callbacks after it have run theirs; a crash in between would resume past
-    an epoch whose best.json / best.keras were never written.
+    an epoch whose best.json / best.keras were never written. `.last` writes
+    it once every other callback is done with the epoch, whole or not at all
+    (`commit_backup`).
     """
 
     def __init__(self, *args, **kwargs):
@@ -217,7 +223,41 @@ class _CommitBackup(keras.callbacks.Callback):
         self.backup = backup
 
     def on_epoch_end(self, epoch, logs=None):
-        keras.callbacks.BackupAndRestore.on_epoch_end(self.backup, epoch, logs)
+        commit_backup(self.backup.backup_dir, self.model, epoch + 1)
+
+
+def commit_backup(backup_dir: str, model: keras.Model, next_epoch: int) -> None:
+    """Write the backup BackupAndRestore restores, so that a crash at any point leaves a complete one.
+
+    Keras overwrites its weights file, then its metadata, in place: a crash in
+    between left a damaged file, or new weights with the old epoch number. Here
+    both go into `<backup_dir>.staging`, a COMPLETE marker last, and the
+    directories are swapped by renames; `recover_backup` finishes or undoes
+    an interrupted swap before the next run reads the backup.
+    """
+    staging, old = backup_dir + ".staging", backup_dir + ".old"
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    model.save_weights(os.path.join(staging, BACKUP_WEIGHTS))
+    with open(os.path.join(staging, BACKUP_METADATA), "w", encoding="utf-8") as f:
+        json.dump({"epoch": next_epoch, "batch": 0}, f)
+    open(os.path.join(staging, COMPLETE), "w").close()
+    if os.path.exists(backup_dir):
+        os.rename(backup_dir, old)
+    os.rename(staging, backup_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_backup(backup_dir: str) -> None:
+    """Leave `backup_dir` holding the newest complete backup after a crash inside `commit_backup`."""
+    staging, old = backup_dir + ".staging", backup_dir + ".old"
+    if os.path.isfile(os.path.join(staging, COMPLETE)):  # written whole; the swap was cut short
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        os.rename(staging, backup_dir)
+    elif not os.path.exists(backup_dir) and os.path.isdir(old):  # cut between the two renames
+        os.rename(old, backup_dir)
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
