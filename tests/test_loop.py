@@ -50,3 +50,22 @@ def test_ctrl_c_keeps_a_backup_and_the_same_command_resumes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Resuming the unfinished run" in proc.stderr
     assert os.path.isdir(tmp_path / "sm")
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_training_is_a_clear_error(tmp_path):
+    """A file-size limit stands for a full disk: the first backup, checkpoint or log write that hits it stops the run
+    with one line that says what was kept."""
+    script = ("import resource, sys\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (80_000, 80_000))\n"
+              "from tfbert.scripts import train_main\n"
+              "sys.exit(train_main(sys.argv[1:]))\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    data = write_csv(tmp_path / "r.csv", synthetic_rows(200))
+    proc = subprocess.run([sys.executable, "-c", script, "--data", data, "--export-dir", str(tmp_path / "sm"),
+                           "--log-dir", str(tmp_path / "logs"), "--epochs", "2", *TINY_FLAGS], cwd=root,
+                          env={**os.environ, "PYTHONPATH": root}, capture_output=True, text=True, timeout=300)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert last.startswith("error: Training stopped writing a backup, checkpoint or log") and "File too large" in last
+    assert "run the same command to resume" in last

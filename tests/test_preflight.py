@@ -37,15 +37,18 @@ def test_an_unwritable_export_dir_fails_before_training(tmp_path, capsys):
     assert "cannot be written" in _one_line(capsys)
 
 
-def test_writable_dir_checks_by_writing(tmp_path, monkeypatch):
+def test_writable_dir_checks_by_writing_and_creates_nothing(tmp_path, monkeypatch):
     preflight.writable_dir(str(tmp_path / "new" / "nested"), "--log-dir")
-    assert (tmp_path / "new" / "nested").is_dir()
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="cannot be created: .*file' is a file"):
+        preflight.writable_dir(str(tmp_path / "file" / "below"), "--log-dir")
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(preflight.tempfile, "TemporaryFile", refuse)
-    with pytest.raises(PermissionError, match="--log-dir .* cannot be written \\(Permission denied\\)"):
+    with pytest.raises(PermissionError, match="--log-dir .* cannot be written \\(Permission denied in"):
         preflight.writable_dir(str(tmp_path), "--log-dir")
 
 

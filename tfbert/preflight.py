@@ -18,16 +18,20 @@ from tfbert.files import FORMATS, STREAM_FORMATS, check_path
 
 
 def writable_dir(path: str, flag: str) -> None:
-    """`path` is (or can be created as) a directory this process can write in."""
+    """`path` is a directory this process can write in, or one it can create: nothing is created here."""
     if os.path.exists(path) and not os.path.isdir(path):
         raise NotADirectoryError(f"{flag} {path!r} is a file; it must be a directory. Pass another {flag}.")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):  # the deepest directory that exists: the run creates the rest in it
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise NotADirectoryError(f"{flag} {path!r} cannot be created: {existing!r} is a file. Pass another {flag}.")
     try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
-        raise PermissionError(f"{flag} {path!r} cannot be written ({error.strerror}). Pass a directory you can "
-                              f"write to as {flag}.") from None
+        raise PermissionError(f"{flag} {path!r} cannot be written ({error.strerror} in {existing!r}). Pass a "
+                              f"directory you can write to as {flag}.") from None
 
 
 def writable_file(path: str, flag: str) -> None:
