@@ -99,7 +99,9 @@ def test_an_export_of_the_reloaded_best_checkpoint_answers_the_same(trained, tmp
     """best.keras carries its preprocessor: exported from the file alone, it serves what train.py exported."""
     import keras
 
-    model = keras.saving.load_model(os.path.join(trained.run_dir, "checkpoints", "best.keras"))
+    from tfbert.model import load_classifier
+
+    model = load_classifier(os.path.join(trained.run_dir, "checkpoints", "best.keras"))
     path = export_saved_model(model, trained.task, str(tmp_path / "m"))
     out = tf.saved_model.load(path).signatures["serving_default"](text=tf.constant(TEXTS))
     expected = tf.saved_model.load(trained.export_path).signatures["serving_default"](text=tf.constant(TEXTS))
@@ -195,7 +197,7 @@ def test_version_appears_in_one_rename(trained, tmp_path, monkeypatch):
     monkeypatch.setattr(export_lib.os, "rename", lambda a, b: (renames.append((a, b)), real_rename(a, b)))
     path = export_saved_model(trained.model, trained.task, str(tmp_path / "m"))
     [(source, target)] = renames
-    assert target == path and os.path.basename(source).startswith(".1.tmp-")
+    assert target == path and os.path.basename(source).startswith(f".export.tmp-{os.getpid()}-")
     assert os.path.isfile(os.path.join(path, "saved_model.pb"))
 
 
@@ -312,15 +314,17 @@ def test_every_task_has_both_signatures_portable_ops_and_warmup(task_runs, name)
 # Exports trained.run_dir's best checkpoint to a base directory in a fresh process (killed or limited by the tests).
 EXPORTER = r"""
 import resource, sys
-limit = int(sys.argv[3])
-if limit:
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-import keras
 from tfbert.export import export_saved_model
+from tfbert.model import load_classifier
 from tfbert.tasks import ClassificationTask
-model = keras.saving.load_model(sys.argv[1])
+model = load_classifier(sys.argv[1])
+limit = int(sys.argv[3])
+if limit:  # after loading: reading a .keras file unpacks it to temporary files
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+extra = {"labels.txt": "negative\npositive\n"}
 try:
-    print(export_saved_model(model, ClassificationTask(("negative", "positive")), sys.argv[2]), flush=True)
+    print(export_saved_model(model, ClassificationTask(("negative", "positive")), sys.argv[2], extra_files=extra),
+          flush=True)
 except ValueError as error:
     print("error:", error, file=sys.stderr)
     sys.exit(2)
@@ -359,7 +363,7 @@ def test_sigkill_mid_export_leaves_the_base_servable_and_the_next_export_cleans_
         proc.wait()
         assert "1" in _servable(base)  # every visible version is complete, whenever the kill came
         leftovers += len([n for n in os.listdir(base) if n.startswith(".")])
-    path = export_saved_model(trained.model, trained.task, str(base))
+    path = export_saved_model(trained.model, trained.task, str(base), extra_files={"labels.txt": "negative\npositive\n"})
     assert os.path.isfile(os.path.join(path, "saved_model.pb"))
     assert not [n for n in os.listdir(base) if n.startswith(".")]  # the killed exports' leftovers are gone
     _servable(base)

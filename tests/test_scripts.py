@@ -27,7 +27,7 @@ def _csv(tmp_path, name, text):
 
 TRAIN_CASES = {
     "missing file": (lambda t: ["--data", str(t / "nope.csv")], "Data file '{t}/nope.csv' does not exist"),
-    "directory": (lambda t: ["--data", str(t)], "is a directory; pass a .csv, .tsv or .jsonl file"),
+    "directory": (lambda t: ["--data", str(t)], "is a directory; pass a .csv, .json, .jsonl, .tsv file"),
     "unknown format": (lambda t: ["--data", _csv(t, "d.xlsx", "x")], "Unknown data format '.xlsx'"),
     "empty file": (lambda t: ["--data", _csv(t, "d.csv", "")], "is empty"),
     "missing text column": (lambda t: ["--data", _csv(t, "d.csv", "review,label\na,b\n")],

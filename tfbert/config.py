@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfbert.files import ENCODING_ERRORS, ReadOptions
+from tfbert.files import ReadOptions
 from tfbert.labels import LabelFormat
 
 # The article: pad to 128, batch 32, 3 epochs, 80/20 split with random_state 42.
@@ -93,19 +93,6 @@ class ModelConfig:
             raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}.")
 
 
-class _Reading:
-    """Configs that read data files: `--encoding-errors` and `--skip-bad-rows` as `ReadOptions`."""
-
-    encoding_errors: str
-    skip_bad_rows: bool
-
-    @property
-    def read_options(self) -> ReadOptions:
-        if self.encoding_errors not in ENCODING_ERRORS:
-            raise ValueError(f"--encoding-errors {self.encoding_errors!r} is not one of {', '.join(ENCODING_ERRORS)}.")
-        return ReadOptions(self.encoding_errors, self.skip_bad_rows)
-
-
 class _Serializable:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -169,7 +156,7 @@ def _check_max_seq_length(max_seq_length: int) -> None:
 
 
 @dataclass(frozen=True)
-class TrainConfig(_Serializable, _Reading):
+class TrainConfig(_Serializable):
     """Everything `train.py` takes. Field names are the flags (`_` -> `-`)."""
 
     # === Data ===
@@ -206,16 +193,7 @@ class TrainConfig(_Serializable, _Reading):
     max_train_samples: int | None = field(
         default=None, metadata=_help("Keep only the first N training examples (after the split): smoke runs.")
     )
-    encoding_errors: str = field(
-        default="strict",
-        metadata=_help(f"Invalid UTF-8 bytes in a data file: {' or '.join(ENCODING_ERRORS)} (refuse the file, "
-                       "naming the first bad line; or read each bad byte as U+FFFD and report the lines changed)."),
-    )
-    skip_bad_rows: bool = field(
-        default=False,
-        metadata=_help("Drop CSV/TSV rows whose number of fields differs from the header's, and report the count "
-                       "(default: refuse the file, naming the lines)."),
-    )
+    reading: ReadOptions = field(default_factory=ReadOptions)
     # === Model ===
     preset: str | None = field(
         default=None,
@@ -361,7 +339,6 @@ class TrainConfig(_Serializable, _Reading):
             raise ValueError(f"--log-every must be >= 1 (steps between step scalars), got {self.log_every}.")
         parse_profile_batch(self.profile_batch)  # fails here, before TensorFlow starts
         _check_task(self)
-        self.read_options  # noqa: B018  (validates --encoding-errors)
         if self.ensemble_baseline and not self.baseline:
             raise ValueError(
                 "--ensemble-baseline exports the baseline beside BERT, so it cannot go with --no-baseline; drop one."
@@ -379,7 +356,7 @@ class TrainConfig(_Serializable, _Reading):
 
 
 @dataclass(frozen=True)
-class EvaluateConfig(_Reading):
+class EvaluateConfig:
     """Everything `evaluate.py` takes."""
 
     model: str = field(metadata=_help("Export: <export-dir>/<model-name> (newest version) or a version dir."))
@@ -408,16 +385,7 @@ class EvaluateConfig(_Reading):
         metadata=_help("Decision threshold (binary classification: label 1; multi_label: each label). "
                        "Default: the exported one."),
     )
-    encoding_errors: str = field(
-        default="strict",
-        metadata=_help(f"Invalid UTF-8 bytes in a data file: {' or '.join(ENCODING_ERRORS)} (refuse the file, "
-                       "naming the first bad line; or read each bad byte as U+FFFD and report the lines changed)."),
-    )
-    skip_bad_rows: bool = field(
-        default=False,
-        metadata=_help("Drop CSV/TSV rows whose number of fields differs from the header's, and report the count "
-                       "(default: refuse the file, naming the lines)."),
-    )
+    reading: ReadOptions = field(default_factory=ReadOptions)
     batch_size: int = field(default=64, metadata=_help("Texts per call to the SavedModel."))
     debug: bool = field(default=False, metadata=_help("Show full tracebacks."))
 
@@ -425,11 +393,10 @@ class EvaluateConfig(_Reading):
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ValueError(f"--threshold must be in (0, 1), got {self.threshold}.")
         _check_positive(batch_size=self.batch_size)
-        self.read_options  # noqa: B018  (validates --encoding-errors)
 
 
 @dataclass(frozen=True)
-class PredictConfig(_Reading):
+class PredictConfig:
     """Everything `predict.py` takes: a local export (--model) or TF Serving (--server)."""
 
     texts: tuple[str, ...] = field(
@@ -462,16 +429,7 @@ class PredictConfig(_Reading):
         metadata=_help("Write the answers here instead of stdout: .csv, .tsv or .jsonl, every input column kept "
                        "(an answer field whose name an input column already has is written as predicted_<name>)."),
     )
-    encoding_errors: str = field(
-        default="strict",
-        metadata=_help(f"Invalid UTF-8 bytes in a data file: {' or '.join(ENCODING_ERRORS)} (refuse the file, "
-                       "naming the first bad line; or read each bad byte as U+FFFD and report the lines changed)."),
-    )
-    skip_bad_rows: bool = field(
-        default=False,
-        metadata=_help("Drop CSV/TSV rows whose number of fields differs from the header's, and report the count "
-                       "(default: refuse the file, naming the lines)."),
-    )
+    reading: ReadOptions = field(default_factory=ReadOptions)
     batch_size: int = field(default=64, metadata=_help("Texts per request."))
     debug: bool = field(default=False, metadata=_help("Show full tracebacks."))
 
@@ -481,7 +439,6 @@ class PredictConfig(_Reading):
                              "format.")
         if self.output is not None and not self.file:
             raise ValueError("--output needs --file: it writes each input row with its answer.")
-        self.read_options  # noqa: B018  (validates --encoding-errors)
         if (self.model is None) == (self.server is None):
             raise ValueError("Give exactly one of --model DIR (a local export) or --server URL (TF Serving).")
         if self.server and not self.model_name:

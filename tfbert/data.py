@@ -244,7 +244,7 @@ def load_splits(config: TrainConfig) -> Splits:
     """
     if config.data:
         examples = load_examples(config.data, config.text_column, config.label_column, config.text_pair_column,
-                                 config.label_format, config.read_options)
+                                 config.label_format, config.reading)
         name = os.path.splitext(os.path.basename(config.data))[0]
     else:
         if config.text_pair_column:
@@ -254,7 +254,7 @@ def load_splits(config: TrainConfig) -> Splits:
     examples = deduplicate(examples)
     if config.validation_data:
         validation = load_examples(config.validation_data, config.text_column, config.label_column,
-                                   config.text_pair_column, config.label_format, config.read_options)
+                                   config.text_pair_column, config.label_format, config.reading)
         train = drop_overlap(examples, validation)
     else:
         train, validation = split(examples, stratify=config.label_format.stratified)

@@ -51,7 +51,7 @@ def evaluate(config: EvaluateConfig) -> Evaluation:
     task = recorded_task(model, config.threshold)
     columns, labels = _reading(config, model, task)
     dropped, truth, scores = data_lib.Dropped(), [], []
-    first, rows = files.peeked(files.iter_rows(config.data, config.read_options, "Data file", files.FORMATS))
+    first, rows = files.peeked(files.iter_rows(config.data, config.reading, "Data file", files.FORMATS))
     data_lib.check_columns(config.data, first, data_lib.required_columns(columns, labels))
     writer = open(config.predictions, "w", encoding="utf-8") if config.predictions else None
     try:

@@ -37,10 +37,22 @@ BAD_LINES_SHOWN = 5
 
 @dataclasses.dataclass(frozen=True)
 class ReadOptions:
-    """How forgiving reading is (`--encoding-errors`, `--skip-bad-rows`)."""
+    """How forgiving reading a data file is: the `--encoding-errors` and `--skip-bad-rows` flags."""
 
-    encoding_errors: str = "strict"
-    skip_bad_rows: bool = False
+    encoding_errors: str = dataclasses.field(
+        default="strict",
+        metadata={"help": f"Invalid UTF-8 bytes in a data file: {' or '.join(ENCODING_ERRORS)} (refuse the file, "
+                          "naming the first bad line; or read each bad byte as U+FFFD and report the lines changed)."},
+    )
+    skip_bad_rows: bool = dataclasses.field(
+        default=False,
+        metadata={"help": "Drop CSV/TSV rows whose number of fields differs from the header's, and report the "
+                          "count (default: refuse the file, naming the lines)."},
+    )
+
+    def __post_init__(self):
+        if self.encoding_errors not in ENCODING_ERRORS:
+            raise ValueError(f"--encoding-errors {self.encoding_errors!r} is not one of {', '.join(ENCODING_ERRORS)}.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -127,3 +127,12 @@ def build_classifier(backbone: keras.Model, units: int, activation: str, dropout
     """
     keras_compat.freeze_pooler(backbone)
     return TextClassifier(backbone, units, activation, dropout=dropout, preprocessor=preprocessor)
+
+
+def load_classifier(path: str) -> TextClassifier:
+    """A saved `TextClassifier` (such as `<run dir>/checkpoints/best.keras`) with its preprocessor, for inference.
+
+    In Keras' `safe_mode` (no code from the file runs) and without the training state (`compile=False`: the
+    optimizer and loss are not rebuilt).
+    """
+    return keras.saving.load_model(path, compile=False, safe_mode=True)

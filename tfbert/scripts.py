@@ -134,7 +134,7 @@ def _predict(config: PredictConfig) -> int:
             "text" if txt else config.text_column or (recorded.text_column if recorded else "text"),
             ("text_pair" if txt else config.text_pair_column or (recorded.text_pair_column if recorded else None))
             if model.pair else None)
-        count = predict_file(model, config.file, columns, config.output, config.batch_size, config.read_options)
+        count = predict_file(model, config.file, columns, config.output, config.batch_size, config.reading)
         if config.output:
             logger.info("Wrote %d answers to %s.", count, config.output)
         return 0

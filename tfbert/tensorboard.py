@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 # Config fields that say where things go or how the run is logged, not what was trained.
 NOT_HPARAMS = ("log_dir", "run_name", "log_every", "profile_batch", "export_dir", "model_name", "version", "debug",
-               "backup_dir", "tpu", "label_columns")
+               "backup_dir", "tpu", "label_columns", "encoding_errors", "skip_bad_rows")
 
 
 class TensorBoard(keras.callbacks.TensorBoard):
@@ -286,8 +286,8 @@ def config_hparams(config: TrainConfig, learning_rate: float) -> dict[hp.HParam,
     hints = {**typing.get_type_hints(ModelConfig), **typing.get_type_hints(TrainConfig)}
     values = {}
     for name, value in dataclasses.asdict(config).items():
-        if isinstance(value, dict):
-            values.update(value)
+        if isinstance(value, dict):  # a nested group: its fields, flat
+            values.update({k: v for k, v in value.items() if k not in NOT_HPARAMS})
         elif name not in NOT_HPARAMS:
             values[name] = value
     values["learning_rate"] = learning_rate
