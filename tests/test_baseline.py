@@ -153,3 +153,23 @@ def test_baseline_learns_the_synthetic_task():
     result = tfidf_baseline(task, Splits(examples.subset(range(300)), examples.subset(range(300, 400)), "s"))
     assert result.metrics["accuracy"] > 0.9 and result.metrics["num_examples"] == 100
     assert result.scores.shape == (100, 2)
+
+
+@pytest.mark.parametrize("kind", ["multi_label", "regression"])
+def test_the_graph_baseline_matches_sklearn_for_every_task(kind):
+    """The in-graph twin the ensemble export uses, for one-vs-rest logistic regressions and for ridge regression."""
+    from tests.conftest import synthetic_task_rows
+    from tfbert.tasks import MultiLabelTask, RegressionTask
+
+    rows = synthetic_task_rows(200, seed=4)
+    texts = [r["text"] for r in rows]
+    if kind == "multi_label":
+        task = MultiLabelTask(("delivery", "positive", "price", "service", "never"))  # one label no row has
+        targets = task.baseline_targets([tuple(r["tags"]) for r in rows])
+    else:
+        task = RegressionTask(2.0, 1.0)
+        targets = task.baseline_targets([r["score"] for r in rows])
+    model = fit_baseline(texts[:150], targets[:150], task.baseline_estimator())
+    graph = tf.function(GraphBaseline(model, task))
+    expected = task.baseline_scores(model, texts[150:])
+    np.testing.assert_allclose(graph(tf.constant(texts[150:])).numpy(), expected, atol=1e-4)
