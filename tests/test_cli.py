@@ -1,17 +1,25 @@
 import pytest
 
 from tfbert.cli import build_parser, parse_config
-from tfbert.config import ModelConfig, PredictConfig, PretrainConfig, TrainConfig
+from tfbert.config import EvaluateConfig, ModelConfig, PredictConfig, PretrainConfig, TrainConfig
 
 from tfbert.scripts import train_main
 
 
-@pytest.mark.parametrize("config", [TrainConfig, PretrainConfig])
-def test_every_field_is_a_flag(config):
-    text = build_parser(config, "").format_help()
-    for name in [*config.__dataclass_fields__, *ModelConfig.__dataclass_fields__]:
-        if name not in ("model", "text_files"):  # the nested group, and the positional argument
-            assert "--" + name.replace("_", "-") in text
+@pytest.mark.parametrize("config", [TrainConfig, PretrainConfig, EvaluateConfig, PredictConfig])
+def test_every_field_is_a_flag_with_its_default(config):
+    """Nested groups (model, reading) contribute their own fields; every flag shows its default."""
+    import dataclasses
+
+    text = " ".join(build_parser(config, "").format_help().split())
+    for f in dataclasses.fields(config):
+        fields = dataclasses.fields(f.default_factory()) if f.default_factory is not dataclasses.MISSING else [f]
+        for field in fields:
+            if field.name in ("texts", "text_files"):  # positional arguments
+                continue
+            assert "--" + field.name.replace("_", "-") in text, field.name
+            if field.default not in (dataclasses.MISSING, None, False, True):
+                assert f"(default: {field.default})" in text, field.name
 
 
 def test_parse_nested_and_bools():

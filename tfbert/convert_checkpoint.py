@@ -31,8 +31,10 @@ import logging
 import os
 import pickle
 import shutil
+import struct
 import sys
 import zipfile
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -123,7 +125,8 @@ def read_pytorch_state_dict(path: str) -> dict[str, np.ndarray]:
         )
     try:
         return _read_archive(path)
-    except (zipfile.BadZipFile, EOFError, KeyError, OSError) as error:
+    except (zipfile.BadZipFile, EOFError, KeyError, OSError, UnicodeDecodeError, zlib.error, struct.error,
+            NotImplementedError) as error:
         raise ValueError(f"{path!r} is damaged ({type(error).__name__}: {error}); download or copy it again.") from None
 
 
