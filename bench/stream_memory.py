@@ -1,4 +1,4 @@
-"""Peak memory of predict.py and evaluate.py on a 10 MB and a 1 GB file: streaming keeps it flat.
+"""Peak memory of predict.py and evaluate.py on a 100 MB and a 1 GB file: streaming keeps it flat.
 
     python bench/stream_memory.py --model saved_models/snownlp_sentiment [--gigabytes 1.0]
 
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, megabytes in (("small", 10.0), ("large", args.gigabytes * 1000)):
+        for name, megabytes in (("small", 100.0), ("large", args.gigabytes * 1000)):
             data = os.path.join(tmp, f"{name}.csv")
             rows = write_file(data, megabytes)
             size = os.path.getsize(data) / 1e6
