@@ -151,3 +151,15 @@ def test_for_training_picks_the_task():
 ])
 def test_monitor_direction(task, metric, expected):
     assert task.monitor(metric) == expected
+
+
+def test_the_exported_label_follows_the_binary_threshold():
+    import tensorflow as tf
+
+    probabilities = tf.constant([[0.7, 0.3], [0.45, 0.55]])
+    names = tf.constant(["negative", "positive"])
+    at_half = BINARY.serving_outputs(probabilities, names)["label"].numpy().tolist()
+    at_quarter = ClassificationTask(("negative", "positive"), 0.25).serving_outputs(probabilities, names)["label"]
+    assert at_half == [b"negative", b"positive"] and at_quarter.numpy().tolist() == [b"positive", b"positive"]
+    three = THREE.serving_outputs(tf.constant([[0.2, 0.5, 0.3]]), tf.constant(["a", "b", "c"]))["label"]
+    assert three.numpy().tolist() == [b"b"]

@@ -278,9 +278,13 @@ class ClassificationTask(Task):
         import tensorflow as tf
 
         batch = tf.shape(probabilities)[0]
+        if self.binary:  # label 1 at the exported threshold, as evaluate.py decides
+            predicted = tf.cast(probabilities[:, 1] >= tf.constant(self.threshold, probabilities.dtype), tf.int64)
+        else:
+            predicted = tf.argmax(probabilities, axis=-1)
         return {
             "probabilities": probabilities,
-            "label": tf.gather(label_names, tf.argmax(probabilities, axis=-1)),
+            "label": tf.gather(label_names, predicted),
             # The column names, repeated per row: TF Serving's row format needs a batch dimension on every
             # output, and remote clients then need no side file to name the columns.
             "label_names": tf.tile(label_names[tf.newaxis, :], tf.stack([batch, 1])),
