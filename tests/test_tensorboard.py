@@ -218,3 +218,41 @@ def test_each_task_writes_its_scalars_images_and_hparams(task_runs, name, images
     assert "worst_mistakes" not in validation  # a table of misclassified texts is a classification view
     session = _tags(run_dir)
     assert final <= session and "_hparams_/session_start_info" in session
+
+
+class CountingPasses:
+    """A dataset wrapper that counts the passes made over it."""
+
+    def __init__(self, dataset):
+        self.dataset, self.passes = dataset, 0
+
+    def __iter__(self):
+        self.passes += 1
+        return iter(self.dataset)
+
+
+def test_one_validation_pass_per_epoch_gives_keras_logs(tiny_model, preprocessors):
+    """`fit` without validation_data: the summaries' single pass yields val_loss / val_accuracy as Keras computes them."""
+    import keras
+
+    from tfbert.pipeline import make_dataset
+    from tfbert.tasks import ClassificationTask
+    from tfbert.tensorboard import ValidationSet, ValidationSummaries
+
+    task = ClassificationTask(("negative", "positive"))
+    rows = synthetic_rows(48, seed=3)
+    texts, labels = [r["text"] for r in rows], [r["label"] for r in rows]
+    targets = task.targets(labels)
+    pre = preprocessors[32]
+    indexed = make_dataset(pre, texts, np.arange(len(texts)), None, 16, bucket=True)
+    counted = CountingPasses(indexed)
+    tiny_model.compile(optimizer="adam", loss=task.loss(), metrics=task.training_metrics())
+    summaries = ValidationSummaries(counted, ValidationSet(task.truth(labels), targets, texts), task, "", write=False)
+    train = make_dataset(pre, texts, targets, None, 16, bucket=False)
+    history = tiny_model.fit(train, epochs=2, callbacks=[summaries], verbose=0)
+    assert counted.passes == 2  # one pass over the validation set per epoch, no more
+    expected = tiny_model.evaluate(make_dataset(pre, texts, targets, None, 16, bucket=False), return_dict=True, verbose=0)
+    assert history.history["val_loss"][-1] == pytest.approx(expected["loss"], rel=1e-4)
+    assert history.history["val_accuracy"][-1] == pytest.approx(expected["accuracy"])
+    assert {"val_f1", "val_auc", "val_precision", "val_recall"} <= set(history.history)
+    keras.backend.clear_session()

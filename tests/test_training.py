@@ -207,3 +207,12 @@ def test_class_weights_are_in_the_run_summary(review_csv, tmp_path):
     assert len(weights) == 2 and all(w > 0 for w in weights)
     best = json.load(open(os.path.join(result.run_dir, "checkpoints", "best.json")))
     assert best["monitor"] == "val_f1"
+
+
+def test_the_kept_epochs_validation_loss_is_the_final_one(trained):
+    # The epoch logs come from the one validation pass per epoch; the kept weights must score the same afterwards.
+    summary = json.load(open(os.path.join(trained.run_dir, "run_summary.json")))
+    history = summary["history"]
+    kept = int(np.argmin(history["val_loss"]))
+    assert history["val_loss"][kept] == pytest.approx(trained.metrics["loss"], abs=1e-4)
+    assert history["val_accuracy"][kept] == pytest.approx(trained.metrics["accuracy"], abs=1e-6)

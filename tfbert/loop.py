@@ -111,9 +111,11 @@ class Fitted:
     seconds: float
 
 
-def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, epochs: int, steps: int,
+def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset | None, epochs: int, steps: int,
         callbacks: list[keras.callbacks.Callback], run: Run) -> Fitted:
     """`model.fit` with a backup every epoch (resumed by the same command) and a clear stop on a NaN loss.
+
+    `val_ds` None: a callback computes the validation logs (fine-tuning's one pass per epoch).
 
     Raises:
         ValueError: the loss became NaN (nothing is exported from such a run).

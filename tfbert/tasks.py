@@ -67,6 +67,20 @@ class Task:
         return {f"val_{self.log_names.get(name, name)}": float(metrics[name]) for name in self.metric_names
                 if name not in ("loss", "accuracy") and metrics.get(name) is not None}
 
+    def keras_logs(self, targets: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
+        """`val_loss` and the training metrics' `val_<name>` of head `outputs`: what Keras' own validation pass logs.
+
+        Computed from the outputs the per-epoch summaries already have, so an
+        epoch runs one forward pass over the validation set, not two. The loss
+        is the compiled one (class weights included) averaged over the examples,
+        as Keras averages it over batches weighted by their size.
+        """
+        logs = {"val_loss": float(self.loss()(targets, outputs))}
+        for metric in self.training_metrics():
+            metric.update_state(targets, outputs)
+            logs[f"val_{metric.name}"] = float(metric.result())
+        return logs
+
     baseline_name: ClassVar[str] = "LogisticRegression"
 
     def baseline_scores(self, model, texts: Sequence[str]) -> np.ndarray:

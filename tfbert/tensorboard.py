@@ -141,33 +141,45 @@ class TrainingSpeed(keras.callbacks.Callback):
         logs["examples_per_second"] = examples / max(self._last_step_end - self._epoch_start, 1e-9)
 
 
-class ValidationSummaries(keras.callbacks.Callback):
-    """At each epoch's end: the task's validation metrics into the logs, and its pictures and mistakes to `log_dir`.
+@dataclasses.dataclass(frozen=True)
+class ValidationSet:
+    """The validation examples by index: the task's truth (metrics), its targets (the loss) and the texts."""
 
-    One prediction pass over the validation set per epoch. The scalars go
-    into the logs as `val_<name>` (scikit-learn's, via the task: the numbers
-    of metrics.json), where TensorBoard and early stopping read them; the
-    task's figures (confusion matrix and PR / ROC curves, per-label PR
-    curves, or predicted-vs-true and residuals) and mistakes table go to
-    `log_dir` when `write`.
+    truth: np.ndarray
+    targets: np.ndarray
+    texts: Sequence[str]
+
+
+class ValidationSummaries(keras.callbacks.Callback):
+    """At each epoch's end: the validation logs, and the task's pictures and mistakes to `log_dir`.
+
+    The run's one forward pass over the validation set per epoch (`fit` gets
+    no `validation_data`). From its outputs come Keras' own validation logs
+    (`val_loss` and the training metrics, `Task.keras_logs`) and the task's
+    scikit-learn metrics as `val_<name>` (the numbers of metrics.json), where
+    TensorBoard, the progress bar and early stopping read them; the task's
+    figures (confusion matrix and PR / ROC curves, per-label PR curves, or
+    predicted-vs-true and residuals) and mistakes table go to `log_dir` when
+    `write`.
 
     Args:
         dataset: tf.data.Dataset of `(features, example_index)` batches covering the validation set once,
             in any order. Bucketed batches come out reordered, so each carries its examples' indices.
-        truth: the task's truth (`task.truth(labels)`), by example index.
-        texts: the n texts, by example index, for the mistakes table.
+        examples: what each example index stands for: the task's truth and targets, and the texts for the
+            mistakes table.
         task: the task.
         log_dir: where images and text go, e.g. `<run_dir>/validation`.
         write: False on workers other than the chief: they compute the metrics, which early stopping reads,
             and write nothing.
     """
 
-    def __init__(self, dataset: tf.data.Dataset, truth: np.ndarray, texts: Sequence[str], task: Task,
-                 log_dir: str, write: bool = True):
+    def __init__(self, dataset: tf.data.Dataset, examples: ValidationSet, task: Task, log_dir: str,
+                 write: bool = True):
         super().__init__()
         self.dataset = dataset
-        self.truth = np.asarray(truth)
-        self.texts = list(texts)
+        self.truth = np.asarray(examples.truth)
+        self.targets = np.asarray(examples.targets)
+        self.texts = list(examples.texts)
         self.task = task
         self.log_dir = log_dir
         self.write = write
@@ -181,22 +193,23 @@ class ValidationSummaries(keras.callbacks.Callback):
         self._forward = tf.function(lambda features: model(features, training=False), input_signature=[signature])
 
     def predict(self) -> np.ndarray:
-        """(n, score_width) scores, rows in example-index order."""
-        return predict_by_index(lambda features: self.task.scores(self._forward(features)), self.dataset,
-                                len(self.truth), self.task.score_width)
+        """(n, output_units) head outputs, rows in example-index order."""
+        return predict_by_index(self._forward, self.dataset, len(self.truth), self.task.output_units)
 
     def on_epoch_end(self, epoch, logs=None):
         start = time.perf_counter()
-        scores = self.predict()
-        if not np.isfinite(scores).all():  # diverged: leave the report to TerminateOnNaN
+        outputs = self.predict()
+        scores = np.asarray(self.task.scores(outputs))
+        if not np.isfinite(scores).all():  # diverged: leave the report to StopOnNaN
             logger.warning("Validation outputs are not finite after epoch %d; no summaries.", epoch + 1)
             return
         metrics = self.task.evaluate(self.truth, scores)
         if logs is not None:
+            logs.update(self.task.keras_logs(self.targets, outputs))
             logs.update(self.task.epoch_logs(metrics))
         if self.write:
             self._write(epoch, scores)
-            logger.debug("Validation summaries for epoch %d took %.1f s.", epoch + 1, time.perf_counter() - start)
+        logger.debug("Validation pass and summaries for epoch %d took %.1f s.", epoch + 1, time.perf_counter() - start)
 
     def _write(self, epoch: int, scores: np.ndarray) -> None:
         if self._writer is None:

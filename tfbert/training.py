@@ -29,8 +29,8 @@ from tfbert.config import TrainConfig
 from tfbert.export import export_saved_model
 from tfbert.model import TextClassifier, build_backbone, build_classifier
 from tfbert.optimization import build_optimizer
-from tfbert.pipeline import EpochPlan, make_dataset, make_training_dataset, predict_by_index, with_known_length, \
-    without_auto_shard, worker_shard
+from tfbert.pipeline import EpochPlan, make_dataset, make_training_dataset, predict_by_index, without_auto_shard, \
+    worker_shard
 from tfbert.preprocessor import TextPreprocessor
 from tfbert.resume import Monitor, best_epoch_callbacks, previous_best
 from tfbert.serving import ExportMetadata
@@ -81,7 +81,7 @@ def train(config: TrainConfig) -> TrainResult:
     logger.info("Model: %d parameters; %d steps per epoch; peak learning rate %g.", model.count_params(), data.steps,
                 learning_rate)
     callbacks = _callbacks(config, run, splits, task, data, learning_rate)
-    fitted = loop.fit(model, data.train, data.validation, config.epochs, data.steps, callbacks, run)
+    fitted = loop.fit(model, data.train, None, config.epochs, data.steps, callbacks, run)
 
     truth = task.truth(splits.validation.labels)
     bert = predict_by_index(lambda features: task.scores(model(features, training=False)), data.indexed,
@@ -143,13 +143,12 @@ class TrainingData:
 
     Args:
         train: endless stream of shuffled training epochs (this worker's shard).
-        validation: validation batches for Keras' own metrics.
-        indexed: the same validation batches with each example's index instead of its target.
+        indexed: the validation batches with each example's index instead of its target: the run's one
+            validation pass per epoch (`tensorboard.ValidationSummaries`) computes every validation log from them.
         steps: training steps per epoch.
     """
 
     train: tf.data.Dataset
-    validation: tf.data.Dataset
     indexed: tf.data.Dataset
     steps: int
 
@@ -162,17 +161,15 @@ def build_datasets(config: TrainConfig, preprocessor: TextPreprocessor, splits: 
     train = train.subset(shard.indices)
     plan = EpochPlan(shard.batch_size, config.seed, config.bucket_by_length, run.resumed_at, shard.epoch_steps)
     train_ds, steps = make_training_dataset(preprocessor, train.texts, task.targets(train.labels), train.pairs, plan)
-    val_ds = with_known_length(make_dataset(preprocessor, validation.texts, task.targets(validation.labels),
-                                            validation.pairs, shard.batch_size, bucket=config.bucket_by_length))
     # Bucketing reorders the examples, so these batches carry each example's index.
     indexed = make_dataset(preprocessor, validation.texts, np.arange(len(validation)), validation.pairs,
                            config.batch_size, bucket=config.bucket_by_length)
     if run.worker.multi_worker:
-        train_ds, val_ds = without_auto_shard(train_ds), without_auto_shard(val_ds)
+        train_ds = without_auto_shard(train_ds)
     logger.info("Global batch %d = %d worker(s) x %d replica(s) in all, %d per replica.", config.batch_size,
                 run.worker.count, run.strategy.num_replicas_in_sync,
                 config.batch_size // max(run.strategy.num_replicas_in_sync, 1))
-    return TrainingData(train_ds, val_ds, indexed, steps)
+    return TrainingData(train_ds, indexed, steps)
 
 
 def _compile(model: keras.Model, config: TrainConfig, task: Task, total_steps: int,
@@ -198,8 +195,9 @@ def _callbacks(config: TrainConfig, run: loop.Run, splits: data_lib.Splits, task
     monitor = Monitor(*task.monitor(config.metric_for_best_model))
     best = previous_best(run.paths, run.resumed_at, monitor)
     validation = splits.validation
-    summaries = [tensorboard.ValidationSummaries(data.indexed, task.truth(validation.labels),
-                                                 data_lib.joined_texts(validation.texts, validation.pairs), task,
+    examples = tensorboard.ValidationSet(task.truth(validation.labels), task.targets(validation.labels),
+                                         data_lib.joined_texts(validation.texts, validation.pairs))
+    summaries = [tensorboard.ValidationSummaries(data.indexed, examples, task,
                                                  os.path.join(run.paths.log_dir, "validation"), run.worker.chief)]
     if run.worker.chief:  # one writer per run directory
         summaries.append(tensorboard.HParamsSummary(run.paths.log_dir, tensorboard.config_hparams(config, learning_rate),
