@@ -4,16 +4,18 @@
     python bench/device_check.py --strategy mirrored --steps 100 --batch-size 128
     python bench/device_check.py --num-layers 12 --hidden-dim 768 --num-heads 12 --intermediate-dim 3072  # BERT-base size
 
-Variants: fp32, mixed (what `--mixed-precision` trains in: mixed_float16 on a
+Variants: keras_hub:<precision> trains keras-hub stock (BertTextClassifier of the same size with its own
+preprocessor, fixed padding) on the same card in the same run, the anchor tfbert's ratio is taken against.
+tfbert's variants: fp32, mixed (what `--mixed-precision` trains in: mixed_float16 on a
 GPU, mixed_bfloat16 elsewhere) and bf16 (mixed_bfloat16 everywhere: H100/H200
 tensor cores run bf16 at fp16's rate without loss scaling), each optionally
 +xla. Prints one line per variant with examples/s, real tokens/s and MFU, then
 one JSON object. On a machine without GPUs it says so and still runs on the
 CPU. Steps before timing (warmup) compile the graph and are not counted, nor
-is the timed `fit` call's first step or its teardown (`bench.fit_seconds`).
+is the timed `fit` call's first step or its teardown (`measure.fit_seconds`).
 
 MFU: model FLOPs on the real (non-pad) tokens of the timed batches
-(`bench.training_flops`, counted in those very batches: the stream is
+(`measure.training_flops`, counted in those very batches: the stream is
 deterministic) per second, over the rate of a square matmul in the variant's
 compute dtype measured on one device right after the timed call, times the
 replica count. The matmul is a chain of [8192, 8192] ones on a GPU (a 2048
@@ -39,24 +41,15 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench import measure  # noqa: E402
+
 logger = logging.getLogger("device_check")
-
-
-def _bench_module():
-    """bench/bench.py, loaded by path: `import bench` would be ambiguous with the bench/ folder."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("tfbert_bench", os.path.join(os.path.dirname(__file__), "bench.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # autograph looks a traced function's module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def _gpu_anchor(dtype: str, n: int = 8192, chain: int = 8):
     """The GPU's matmul rate: `chain` dependent [n, n] matmuls per call, returning one element.
 
-    bench.anchor_matmul returns its whole product, and `sustained_rates` copies
+    measure.anchor_matmul returns its whole product, and `sustained_rates` copies
     it to the host: 128 MB per call, longer than an H200's ~1 ms [8192, 8192]
     bf16 matmul itself. Here each product feeds the next (so no matmul can be
     dropped or merged) and only one element comes back. The operand is scaled
@@ -90,7 +83,6 @@ def _variant(args, strategy, texts, labels, precision: str, jit: bool) -> dict:
     from tfbert.preprocessor import TextPreprocessor
     from tfbert.vocabulary import learn_vocabulary
 
-    bench = _bench_module()
     keras.utils.set_random_seed(0)
     if precision == "bf16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -112,20 +104,71 @@ def _variant(args, strategy, texts, labels, precision: str, jit: bool) -> dict:
     masks = [np.asarray(f["padding_mask"]) for f, _ in ds.skip(1).take(args.steps - 1)]
     lengths = np.concatenate([np.sum(mask, axis=1) for mask in masks])
     padded = np.concatenate([np.full(len(mask), mask.shape[1]) for mask in masks])
-    seconds = bench.fit_seconds(model, ds, args.steps)
+    seconds = measure.fit_seconds(model, ds, args.steps)
     keras.mixed_precision.set_global_policy("float32")
     gpu = bool(tf.config.list_logical_devices("GPU"))
     dtype = "float32" if policy == "float32" else policy.removeprefix("mixed_")
-    (anchor,) = bench.sustained_rates([_gpu_anchor(dtype) if gpu else bench.anchor_matmul(dtype)])
+    (anchor,) = measure.sustained_rates([_gpu_anchor(dtype) if gpu else measure.anchor_matmul(dtype)])
     replicas = strategy.num_replicas_in_sync
-    flops_per_s = bench.training_flops(backbone, lengths) / seconds
+    flops_per_s = measure.training_flops(backbone, lengths) / seconds
     return {"policy": policy, "jit_compile": jit, "replicas": replicas,
             "examples_per_s": round((args.steps - 1) * args.batch_size / seconds, 1),
             "real_tokens_per_s": round(float(lengths.sum()) / seconds, 1), "seconds": round(seconds, 2),
             "model_tflops": round(flops_per_s / 1e12, 3), "matmul_tflops_per_device": round(anchor / 1e12, 3),
             "mfu_real_tokens": round(flops_per_s / (anchor * replicas), 3),
             # What the device computed, [PAD] included: with --no-bucket most of the gap to the real-token MFU.
-            "mfu_all_tokens": round(bench.training_flops(backbone, padded) / seconds / (anchor * replicas), 3)}
+            "mfu_all_tokens": round(measure.training_flops(backbone, padded) / seconds / (anchor * replicas), 3)}
+
+
+def _keras_hub_variant(args, strategy, texts, labels, precision: str) -> dict:
+    """keras-hub stock on the same card: BertTextClassifier of the same size, its own preprocessor, fixed padding."""
+    import keras
+    import keras_hub
+    import numpy as np
+    import tensorflow as tf
+
+    from tfbert.config import ModelConfig
+    from tfbert.distribute import set_precision
+    from tfbert.vocabulary import learn_vocabulary
+
+    keras.utils.set_random_seed(0)
+    policy = "mixed_bfloat16" if precision == "bf16" else set_precision(precision == "mixed")
+    keras.mixed_precision.set_global_policy(policy)
+    vocab = learn_vocabulary(texts[:5000], 8000)
+    config = ModelConfig(num_layers=args.num_layers, hidden_dim=args.hidden_dim, num_heads=args.num_heads,
+                         intermediate_dim=args.intermediate_dim)
+    with strategy.scope():
+        pre = keras_hub.models.BertTextClassifierPreprocessor(keras_hub.models.BertTokenizer(vocab),
+                                                               sequence_length=args.max_seq_length)
+        backbone = keras_hub.models.BertBackbone(len(vocab), config.num_layers, config.num_heads, config.hidden_dim,
+                                                 config.intermediate_dim, max_sequence_length=args.max_seq_length)
+        model = keras_hub.models.BertTextClassifier(backbone, num_classes=2, preprocessor=pre)
+    ds = tf.data.Dataset.from_tensor_slices((list(texts), labels[:, 0].astype("int32"))).repeat().batch(args.batch_size)
+    model.fit(ds, steps_per_epoch=args.warmup_steps, epochs=1, verbose=0)
+    timed = [t.numpy().tolist() for t, _ in ds.skip(1).take(args.steps - 1)]
+    lengths = np.concatenate([np.sum(pre(batch)["padding_mask"], axis=1) for batch in timed])
+    seconds = measure.fit_seconds(model, ds, args.steps)
+    keras.mixed_precision.set_global_policy("float32")
+    gpu = bool(tf.config.list_logical_devices("GPU"))
+    dtype = "float32" if policy == "float32" else policy.removeprefix("mixed_")
+    (anchor,) = measure.sustained_rates([_gpu_anchor(dtype) if gpu else measure.anchor_matmul(dtype)])
+    flops_per_s = measure.training_flops(backbone, lengths) / seconds
+    return {"policy": policy, "jit_compile": "auto", "replicas": strategy.num_replicas_in_sync,
+            "examples_per_s": round((args.steps - 1) * args.batch_size / seconds, 1),
+            "real_tokens_per_s": round(float(lengths.sum()) / seconds, 1), "seconds": round(seconds, 2),
+            "model_tflops": round(flops_per_s / 1e12, 3), "matmul_tflops_per_device": round(anchor / 1e12, 3),
+            "mfu_real_tokens": round(flops_per_s / (anchor * strategy.num_replicas_in_sync), 3),
+            "mfu_all_tokens": round(measure.training_flops(backbone, np.full(len(lengths), args.max_seq_length))
+                                    / seconds / (anchor * strategy.num_replicas_in_sync), 3)}
+
+
+VARIANT_HELP = "comma-separated: fp32, mixed or bf16, each +xla or not, or keras_hub:<precision> (keras-hub stock)"
+
+
+def _check_variant(name: str) -> bool:
+    if name.startswith("keras_hub:"):
+        return name.removeprefix("keras_hub:") in ("fp32", "mixed", "bf16")
+    return name.split("+")[0] in ("fp32", "mixed", "bf16") and name.split("+")[1:] in ([], ["xla"])
 
 
 def main(argv=None) -> int:
@@ -140,11 +183,12 @@ def main(argv=None) -> int:
     parser.add_argument("--num-heads", type=int, default=4)
     parser.add_argument("--intermediate-dim", type=int, default=1024)
     parser.add_argument("--bucket", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--variants", default="fp32,mixed,fp32+xla,mixed+xla")
+    parser.add_argument("--variants", default="fp32,mixed,fp32+xla,mixed+xla,keras_hub:mixed", help=VARIANT_HELP)
     args = parser.parse_args(argv)
     for name in args.variants.split(","):
-        if name.split("+")[0] not in ("fp32", "mixed", "bf16") or name.split("+")[1:] not in ([], ["xla"]):
-            parser.error(f"--variants: {name!r} is not one of fp32, mixed, bf16, each optionally +xla")
+        if not _check_variant(name):
+            parser.error(f"--variants: {name!r} is not one of fp32, mixed, bf16, each optionally +xla, "
+                         "or keras_hub:<one of those precisions>")
     if args.steps < 2:
         parser.error(f"--steps {args.steps}: the first timed step is not counted, so at least 2 are needed")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -163,8 +207,11 @@ def main(argv=None) -> int:
     labels = np.array([[float(label == "positive")] for label in corpus.labels], np.float32)
     results = []
     for name in args.variants.split(","):
-        precision = name.split("+")[0]
-        result = {"variant": name, **_variant(args, strategy, corpus.texts, labels, precision, "xla" in name)}
+        if name.startswith("keras_hub:"):
+            measured = _keras_hub_variant(args, strategy, corpus.texts, labels, name.removeprefix("keras_hub:"))
+        else:
+            measured = _variant(args, strategy, corpus.texts, labels, name.split("+")[0], "xla" in name)
+        result = {"variant": name, **measured}
         print(f"{name:>10}: {result['examples_per_s']:8.1f} examples/s, {result['real_tokens_per_s']:9.0f} real "
               f"tokens/s, {result['model_tflops']:.3f} model TFLOP/s = {result['mfu_real_tokens']:.1%} of "
               f"{result['matmul_tflops_per_device']:.3f} TFLOP/s x {result['replicas']} replica(s) "
