@@ -12,19 +12,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
 import sys
 import types
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from tfbert import console
+
 logger = logging.getLogger(__name__)
 C = TypeVar("C")
-
-# Hide TensorFlow's C++ INFO/WARNING lines (CPU feature notes, CUDA probing)
-# unless the user asked for them; errors still surface as Python exceptions.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Errors a user can cause and fix. Anything else is our bug and keeps its traceback.
 USER_ERRORS = (
@@ -44,29 +41,52 @@ def _base_type(annotation: Any) -> Any:
     return annotation
 
 
-def _add_fields(parser: argparse.ArgumentParser, cls: type) -> None:
+def _field_help(f: dataclasses.Field, kind: Any) -> str:
+    """The field's help, its choices, and its default (every flag shows one)."""
+    text = f.metadata.get("help", "")
+    if "choices" in f.metadata:
+        text += f" Choices: {', '.join(map(str, f.metadata['choices']))}."
+    default = f.default if f.default is not dataclasses.MISSING else None
+    if kind is bool:
+        flag = f.name.replace("_", "-")
+        return text + f" (default: --{flag if default else 'no-' + flag})"
+    if default is not None:
+        return text + f" (default: {default})"
+    return text if "Default" in text or "default" in text else text + " (default: none)"
+
+
+def _groups(parser: argparse.ArgumentParser, cls: type) -> dict[str, Any]:
+    """Field name -> the argument group it shows under in --help (a config's `flag_groups`), in their order."""
+    groups = {}
+    for title, names in getattr(cls, "flag_groups", {}).items():
+        group = parser.add_argument_group(title)
+        groups.update(dict.fromkeys(names, group))
+    return groups
+
+
+def _add_fields(parser: argparse.ArgumentParser, cls: type, target: Any = None) -> None:
     hints = typing.get_type_hints(cls)
+    groups = _groups(parser, cls) if target is None else {}
     for f in dataclasses.fields(cls):
         kind = _base_type(hints[f.name])
+        where = target or groups.get(f.name, parser)
         if dataclasses.is_dataclass(kind):
-            group = parser.add_argument_group(f"{f.name} ({kind.__name__})")
-            _add_fields(group, kind)
+            _add_fields(parser, kind, where if where is not parser else parser.add_argument_group(
+                f"{f.name} ({kind.__name__})"))
             continue
-        help_text = f.metadata.get("help", "")
+        help_text = _field_help(f, kind)
         has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
         if "nargs" in f.metadata:
-            parser.add_argument(f.name, nargs=f.metadata["nargs"], type=kind, help=help_text)
+            where.add_argument(f.name, nargs=f.metadata["nargs"], type=kind, help=f.metadata.get("help", ""))
             continue
         flag = "--" + f.name.replace("_", "-")
         if kind is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
+            where.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
+                               help=help_text)
         else:
             default = f.default if f.default is not dataclasses.MISSING else None
-            suffix = f" (default: {default})" if default is not None else ""
-            parser.add_argument(
-                flag, dest=f.name, type=kind, default=default, required=not has_default,
-                metavar=kind.__name__.upper(), help=help_text + suffix,
-            )
+            where.add_argument(flag, dest=f.name, type=kind, default=default, required=not has_default,
+                               metavar=kind.__name__.upper(), help=help_text)
 
 
 def build_parser(cls: type, description: str) -> argparse.ArgumentParser:
@@ -113,6 +133,7 @@ def run_script(cls: type[C], argv: Sequence[str] | None, description: str, body:
     setup_logging(debug)
     try:
         config = parse_config(cls, argv, description)
+        console.quiet_startup(getattr(config, "verbose", False))
         return body(config) or 0
     except USER_ERRORS as error:
         if debug:

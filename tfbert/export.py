@@ -30,7 +30,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -193,6 +193,7 @@ def export_saved_model(
     extra_files: dict[str, str] | None = None,
     warmup_texts: Sequence[str] | Sequence[tuple[str, str]] = (),
     baseline: GraphBaseline | None = None,
+    card: Callable[[dict], str] | None = None,
 ) -> str:
     """Write `<base_dir>/<version>/` atomically and return its path.
 
@@ -202,6 +203,7 @@ def export_saved_model(
         extra_files: name -> text content, written to `assets.extra/` (labels, config, metrics, vocab).
         warmup_texts: texts (or (text, text_pair) tuples) for `assets.extra/tf_serving_warmup_requests`.
         baseline: the TF-IDF baseline to average with BERT (see `build_archive`).
+        card: renders `assets.extra/README.md` (the model card) from the written signatures.
 
     Raises:
         ValueError: `version` already exists (exports never overwrite).
@@ -216,8 +218,8 @@ def export_saved_model(
         )
     tmp = tempfile.mkdtemp(prefix=atomic.staged_name("export"), dir=base_dir)
     try:
-        _write_version(tmp, model, task, ExportFiles(extra_files or {}, list(warmup_texts), os.path.basename(base_dir)),
-                       baseline)
+        files = ExportFiles(extra_files or {}, list(warmup_texts), os.path.basename(base_dir), card)
+        _write_version(tmp, model, task, files, baseline)
         target = _publish(tmp, base_dir, version)
     except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -233,11 +235,29 @@ def export_saved_model(
 
 @dataclasses.dataclass(frozen=True)
 class ExportFiles:
-    """What goes into `assets.extra/` beside the SavedModel."""
+    """What goes into `assets.extra/` beside the SavedModel; `card` renders README.md from its signatures."""
 
     extra: dict[str, str]
     warmup_texts: list
     model_name: str
+    card: Callable[[dict], str] | None = None
+
+
+def signatures_of(directory: str) -> dict[str, dict[str, dict[str, str]]]:
+    """The serving signatures a written SavedModel declares: name -> inputs / outputs -> tensor -> "dtype [shape]"."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(directory, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+
+    def describe(info) -> str:
+        shape = ", ".join("None" if d.size < 0 else str(d.size) for d in info.tensor_shape.dim)
+        return f"{tf.dtypes.as_dtype(info.dtype).name} [{shape}]"
+
+    return {name: {"inputs": {k: describe(v) for k, v in sig.inputs.items()},
+                   "outputs": {k: describe(v) for k, v in sig.outputs.items()}}
+            for name, sig in proto.meta_graphs[0].signature_def.items() if not name.startswith("__")}
 
 
 def _write_version(directory: str, model: keras.Model, task: Task, files: ExportFiles,
@@ -245,7 +265,10 @@ def _write_version(directory: str, model: keras.Model, task: Task, files: Export
     build_archive(model, task, baseline).write_out(directory, verbose=False)
     extra = os.path.join(directory, ASSETS_EXTRA)
     os.makedirs(extra, exist_ok=True)
-    for name, content in files.extra.items():
+    extra_files = dict(files.extra)
+    if files.card is not None:
+        extra_files["README.md"] = files.card(signatures_of(directory))
+    for name, content in extra_files.items():
         with open(os.path.join(extra, name), "w", encoding="utf-8") as f:
             f.write(content)
     if files.warmup_texts:

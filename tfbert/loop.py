@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from tfbert import atomic, tensorboard
-from tfbert.distribute import WorkerInfo, get_strategy, set_precision, worker_info
+from tfbert.distribute import WorkerInfo, describe_devices, get_strategy, set_precision, worker_info
 from tfbert.resume import OrderedBackupAndRestore, RunPaths, recover_backup, resolve_run_dir, resumed_epoch
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,8 @@ def start_run(settings: RunSettings, name: str) -> Run:
     """
     strategy = get_strategy(settings.strategy, settings.tpu)
     keras.utils.set_random_seed(settings.seed)
-    set_precision(settings.mixed_precision)
+    policy = set_precision(settings.mixed_precision)
+    logger.info(describe_devices(strategy, policy))
     worker = worker_info(strategy)
     run_dir = resolve_run_dir(settings.log_dir, settings.run_name, name,
                               resume_unfinished=not settings.backup_dir, multi_worker=worker.multi_worker)

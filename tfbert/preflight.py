@@ -9,12 +9,15 @@ would write outside the export directory.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 
 from tfbert import presets
-from tfbert.config import EvaluateConfig, PredictConfig, PretrainConfig, TrainConfig
+from tfbert.config import DEFAULT_PRESET, EvaluateConfig, PredictConfig, PretrainConfig, TrainConfig
 from tfbert.files import FORMATS, STREAM_FORMATS, check_path
+
+logger = logging.getLogger(__name__)
 
 
 def writable_dir(path: str, flag: str) -> None:
@@ -72,8 +75,15 @@ def train(config: TrainConfig, model_name: str) -> None:
     for path in (config.data, config.validation_data):
         if path:
             check_path(path, "Data file", FORMATS)
-    if config.preset:
-        presets.check_preset(config.preset)
+    if config.backbone_preset:
+        presets.check_preset(config.backbone_preset)
+    elif config.preset is None:
+        logger.warning(
+            "--data without --preset trains a small BERT from scratch, which learns the language from your labels "
+            "alone and often stays below the TF-IDF baseline. A pretrained BERT does better: --preset %s (Chinese, "
+            "shipped with tfbert, offline), a keras-hub preset such as bert_base_zh, bert_base_en_uncased or "
+            "bert_base_multi (downloaded once), or a local keras-hub or Hugging Face BERT directory. "
+            "--preset scratch keeps this choice without the warning.", DEFAULT_PRESET)
 
 
 def pretrain(config: PretrainConfig) -> None:

@@ -44,6 +44,22 @@ def _is_hf_checkpoint(preset: str) -> bool:
 
 
 PRESET_HOSTS = {"hf://": "huggingface.co", "modelscope://": "www.modelscope.cn"}  # anything else: Kaggle
+# Presets that ship inside the package (tfbert/checkpoints/<name>/, provenance in its README.md).
+CHECKPOINTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints")
+
+
+def shipped_presets() -> list[str]:
+    """The names of the presets tfbert ships."""
+    if not os.path.isdir(CHECKPOINTS_DIR):
+        return []
+    return sorted(name for name in os.listdir(CHECKPOINTS_DIR) if os.path.isdir(os.path.join(CHECKPOINTS_DIR, name)))
+
+
+def resolve(preset: str) -> str:
+    """A shipped preset's name -> its directory; anything else unchanged (a local dir wins over a shipped name)."""
+    if not os.path.isdir(preset) and preset in shipped_presets():
+        return os.path.join(CHECKPOINTS_DIR, preset)
+    return preset
 
 
 @functools.cache  # asked once per run: preflight, then loading
@@ -65,6 +81,7 @@ def check_preset(preset: str, flag: str = "--preset") -> None:
         FileNotFoundError: `preset` looks like a path but does not exist.
         ValueError: unknown preset name, or its hub cannot be reached.
     """
+    preset = resolve(preset)
     if os.path.isdir(preset):
         return
     if os.sep in preset and "://" not in preset or preset.startswith((".", "~")):
@@ -72,8 +89,9 @@ def check_preset(preset: str, flag: str = "--preset") -> None:
     handle = "://" in preset
     if not handle and preset not in keras_hub.models.BertBackbone.presets:
         raise ValueError(
-            f"Unknown {flag} {preset!r}. BERT presets: {', '.join(sorted(keras_hub.models.BertBackbone.presets))}; "
-            "or pass a local keras-hub preset or Hugging Face checkpoint directory."
+            f"Unknown {flag} {preset!r}. Shipped with tfbert: {', '.join(shipped_presets()) or 'none'}; keras-hub "
+            f"BERT presets: {', '.join(sorted(keras_hub.models.BertBackbone.presets))}; or pass a local keras-hub "
+            "preset or Hugging Face checkpoint directory."
         )
     host = next((h for prefix, h in PRESET_HOSTS.items() if preset.startswith(prefix)), "www.kaggle.com")
     cached = os.path.isdir(os.path.expanduser(os.path.join("~", ".cache", "kagglehub", "models", "keras", "bert", "keras", preset)))
@@ -93,6 +111,7 @@ def load_tokenizer(preset: str) -> keras_hub.models.BertTokenizer:
     A Hugging Face dir must state `do_lower_case` in `tokenizer_config.json`:
     guessing the case of a vocabulary silently maps every capital to [UNK].
     """
+    preset = resolve(preset)
     if os.path.isdir(preset) and _is_hf_checkpoint(preset):
         # keras-hub reads model.safetensors (or a sharded one's index) and vocab.txt, nothing older.
         present = set(os.listdir(preset))
@@ -141,6 +160,7 @@ def load_pretrained(preset: str, max_seq_length: int, flag: str = "--preset") ->
     names the one the user passed in error messages.
     """
     check_preset(preset, flag)
+    preset = resolve(preset)
     tokenizer = load_tokenizer(preset)
     try:
         backbone = keras_hub.models.BertBackbone.from_preset(preset)
@@ -195,6 +215,7 @@ def preset_learning_rate(preset: str) -> float | None:
     BERT's 2e-5 is tuned for 110M-parameter models; the small BERTs that
     pretrain.py writes fine-tune best at a higher rate, which it records.
     """
+    preset = resolve(preset)
     summary = PretrainSummary.read(preset) if os.path.isdir(preset) else None
     return None if summary is None else summary.fine_tune_learning_rate
 

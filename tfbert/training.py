@@ -16,6 +16,8 @@ import dataclasses
 import json
 import logging
 import os
+import shlex
+import sys
 from typing import Any
 
 import keras
@@ -28,6 +30,7 @@ from tfbert.baseline import BaselineResult, GraphBaseline, tfidf_baseline
 from tfbert.config import TrainConfig
 from tfbert.export import export_saved_model
 from tfbert.model import TextClassifier, build_backbone, build_classifier
+from tfbert.model_card import DataFile, ModelCard, base_licence, library_versions
 from tfbert.optimization import build_optimizer
 from tfbert.pipeline import EpochPlan, make_dataset, make_training_dataset, predict_by_index, without_auto_shard, \
     worker_shard
@@ -51,6 +54,7 @@ class TrainResult:
     task: Task
     run_dir: str
     model: TextClassifier
+    sample: str = ""  # a validation text (joined with its pair by a tab), for the next commands' example
 
     @property
     def label_names(self) -> list[str]:
@@ -66,20 +70,22 @@ def train(config: TrainConfig) -> TrainResult:
     model_name = config.model_name or _default_name(config)
     preflight.train(config, model_name)  # before anything slow: a run that would fail at its end fails now
     run = loop.start_run(_run_settings(config), model_name)
-    logger.info("Config:\n%s", config.to_json())
+    logger.debug("Config:\n%s", config.to_json())
     splits = data_lib.load_splits(config)
     task = tasks_lib.for_training(config.task, splits.train.labels, config.threshold,
                                   config.class_weight == "balanced", config.loss)
     task.check_labels(splits.validation.labels, "The validation data")
     _log_examples(splits, task)
-    logger.info("Task: %s", json.dumps(task.to_config(), ensure_ascii=False))
+    logger.debug("Task: %s", json.dumps(task.to_config(), ensure_ascii=False))
     with run.strategy.scope():
         model = build_model(config, splits.train, task)
     data = build_datasets(config, model.preprocessor, splits, task, run)
     with run.strategy.scope():
         learning_rate = _compile(model, config, task, data.steps * config.epochs, run.strategy.num_replicas_in_sync)
-    logger.info("Model: %d parameters; %d steps per epoch; peak learning rate %g.", model.count_params(), data.steps,
+    logger.info("Model: %s, %s parameters, up to %d tokens per text; %d steps per epoch, peak learning rate %g.",
+                _describe_backbone(config), f"{model.count_params():,}", config.max_seq_length, data.steps,
                 learning_rate)
+    logger.info("Logs: %s; export: %s", run.paths.run_dir, os.path.join(config.export_dir, model_name))
     callbacks = _callbacks(config, run, splits, task, data, learning_rate)
     fitted = loop.fit(model, data.train, None, config.epochs, data.steps, callbacks, run)
 
@@ -96,8 +102,12 @@ def train(config: TrainConfig) -> TrainResult:
         write_summary(run.paths.run_dir, model, fitted.history, metrics, data.steps, task)
         graph_baseline = GraphBaseline(baseline.model, task) if config.ensemble_baseline else None
         metadata = _metadata(config, splits, task, learning_rate, run.paths.run_dir)
-        export_path = export_model(config, model, task, splits.validation, metrics, metadata, graph_baseline)
-    return TrainResult(export_path, metrics, task, run.paths.run_dir, model)
+        card = model_card(config, splits, task, metrics, metadata.model_name)
+        export_path = export_model(config, model, task, splits.validation, metrics, metadata, card, graph_baseline)
+    validation = splits.validation
+    sample = validation.texts[0][:40] + (f"\t{validation.pairs[0][:40]}" if validation.pairs else "") \
+        if len(validation) else ""
+    return TrainResult(export_path, metrics, task, run.paths.run_dir, model, sample)
 
 
 def _run_settings(config: TrainConfig) -> loop.RunSettings:
@@ -111,10 +121,18 @@ def _default_name(config: TrainConfig) -> str:
 
 def _log_examples(splits: data_lib.Splits, task: Task) -> None:
     train = splits.train
-    logger.info("Split: %d training / %d validation examples; labels: %s", len(train), len(splits.validation),
-                list(task.label_names))
+    labels = f"labels {', '.join(task.label_names)}" if task.label_names else "numeric targets"
+    logger.info("Data: %s: %d training / %d validation examples; %s, %s.", splits.name, len(train),
+                len(splits.validation), task.name, labels)
     for i in range(min(3, len(train))):
-        logger.info("Example %d [%s]: %s", i, train.labels[i], train.texts[i][:80])
+        logger.debug("Example %d [%s]: %s", i, train.labels[i], train.texts[i][:80])
+
+
+def _describe_backbone(config: TrainConfig) -> str:
+    if config.backbone_preset:
+        return f"BERT from --preset {config.backbone_preset}"
+    shape = config.model
+    return f"BERT from scratch ({shape.num_layers} layers x {shape.hidden_dim})"
 
 
 def build_model(config: TrainConfig, train: data_lib.Examples, task: Task) -> TextClassifier:
@@ -124,8 +142,8 @@ def build_model(config: TrainConfig, train: data_lib.Examples, task: Task) -> Te
     from both texts of a pair (learned from the first alone, characters
     that appear only in the second would be [UNK]).
     """
-    if config.preset:
-        pretrained = presets.load_pretrained(config.preset, config.max_seq_length)
+    if config.backbone_preset:
+        pretrained = presets.load_pretrained(config.backbone_preset, config.max_seq_length)
         tokenizer, backbone = pretrained.tokenizer, pretrained.backbone
     else:
         vocab = learn_vocabulary(train.texts + (train.pairs or []), config.model.vocabulary_size, config.lowercase)
@@ -166,7 +184,8 @@ def build_datasets(config: TrainConfig, preprocessor: TextPreprocessor, splits: 
                            config.batch_size, bucket=config.bucket_by_length)
     if run.worker.multi_worker:
         train_ds = without_auto_shard(train_ds)
-    logger.info("Global batch %d = %d worker(s) x %d replica(s) in all, %d per replica.", config.batch_size,
+    log = logger.info if run.worker.count * run.strategy.num_replicas_in_sync > 1 else logger.debug
+    log("Global batch %d = %d worker(s) x %d replica(s) in all, %d per replica.", config.batch_size,
                 run.worker.count, run.strategy.num_replicas_in_sync,
                 config.batch_size // max(run.strategy.num_replicas_in_sync, 1))
     return TrainingData(train_ds, indexed, steps)
@@ -174,7 +193,7 @@ def build_datasets(config: TrainConfig, preprocessor: TextPreprocessor, splits: 
 
 def _compile(model: keras.Model, config: TrainConfig, task: Task, total_steps: int,
              replicas: int) -> float:
-    learning_rate = presets.learning_rate_for(config.preset, config.learning_rate) * (replicas if config.scale_lr else 1)
+    learning_rate = presets.learning_rate_for(config.backbone_preset, config.learning_rate) * (replicas if config.scale_lr else 1)
     model.compile(
         optimizer=build_optimizer(learning_rate, total_steps, config.warmup_ratio, config.weight_decay,
                                   config.layer_lr_decay),
@@ -260,7 +279,8 @@ def _metadata(config: TrainConfig, splits: data_lib.Splits, task: Task, learning
 
 
 def export_model(config: TrainConfig, model: TextClassifier, task: Task, validation: data_lib.Examples,
-                 metrics: dict, metadata: ExportMetadata, baseline: GraphBaseline | None = None) -> str:
+                 metrics: dict, metadata: ExportMetadata, card: ModelCard,
+                 baseline: GraphBaseline | None = None) -> str:
     """`<export-dir>/<model-name>/<version>/` with labels, config, metrics, vocabulary and warmup requests."""
     extra = {
         "labels.txt": "".join(name + "\n" for name in metadata.label_names),
@@ -270,4 +290,27 @@ def export_model(config: TrainConfig, model: TextClassifier, task: Task, validat
     }
     warmup = validation.texts[:8] if validation.pairs is None else list(zip(validation.texts[:8], validation.pairs[:8]))
     return export_saved_model(model, task, os.path.join(config.export_dir, metadata.model_name),
-                              config.version, extra, warmup_texts=warmup, baseline=baseline)
+                              config.version, extra, warmup_texts=warmup, baseline=baseline, card=card.render)
+
+
+def command_line() -> str:
+    """The command this process runs, as a user would type it again (`python train.py ...`)."""
+    program = sys.argv[0] if sys.argv and sys.argv[0] else "train.py"
+    if program.endswith(".py"):
+        return shlex.join(["python", os.path.relpath(program) if not program.startswith("..") else program,
+                           *sys.argv[1:]])
+    return shlex.join([os.path.basename(program), *sys.argv[1:]])
+
+
+def model_card(config: TrainConfig, splits: data_lib.Splits, task: Task, metrics: dict,
+               model_name: str) -> ModelCard:
+    """The export's `assets.extra/README.md`: task, base checkpoint and licence, data and split, metrics, command."""
+    files = [path for path in (config.data, config.validation_data) if path] or data_lib.default_corpus_files()
+    preset = config.backbone_preset
+    directory = presets.resolve(preset) if preset else None
+    base = f"--preset {preset}" if preset else "none (BERT from scratch)"
+    return ModelCard(model_name=model_name, task=task.to_config(), base=base,
+                     base_licence=base_licence(preset, directory if directory and os.path.isdir(directory) else None),
+                     data=tuple(DataFile.of(path) for path in files), split=data_lib.split_description(config, splits),
+                     metrics=metrics, command=command_line(),
+                     versions=library_versions())
