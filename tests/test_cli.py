@@ -52,3 +52,50 @@ def test_bad_flags_fail_in_one_line(capsys, argv, message):
     assert train_main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("config", [TrainConfig, PretrainConfig])
+def test_help_groups_every_flag_in_order(config):
+    """--help shows data, model, training, distribution, (export,) logging, each flag in exactly one of them."""
+    import dataclasses
+
+    groups = config.flag_groups
+    listed = [name for names in groups.values() for name in names]
+    assert sorted(listed) == sorted(f.name for f in dataclasses.fields(config)) and len(set(listed)) == len(listed)
+    text = build_parser(config, "").format_help()
+    positions = [text.index(f"\n{title}:\n") for title in groups]
+    assert positions == sorted(positions)
+    assert list(groups)[:4] == ["data", "model", "training", "distribution"] and list(groups)[-1] == "logging"
+    training = text[text.index("\ntraining:\n"):text.index("\ndistribution:\n")]
+    assert "--epochs" in training and "--data" not in training and "--export-dir" not in training
+
+
+@pytest.mark.parametrize("config", [TrainConfig, PretrainConfig, EvaluateConfig, PredictConfig])
+def test_every_flag_shows_a_default(config):
+    parser = build_parser(config, "")
+    for action in parser._actions:
+        if action.option_strings and action.dest != "help":
+            assert "default" in (action.help or "").lower(), action.option_strings
+
+
+def test_choices_are_listed():
+    text = " ".join(build_parser(TrainConfig, "").format_help().split())
+    assert "Choices: classification, multi_label, regression." in text
+    assert "Choices: auto, default, mirrored, multiworker, tpu." in text
+    assert "(default: --bucket-by-length)" in text and "(default: --no-verbose)" in text
+
+
+@pytest.mark.parametrize("argv, preset, ensemble", [
+    ([], "tfbert_zh_mini", True),                                   # the quick start
+    (["--data", "x.csv"], None, False),                             # from scratch, with a warning
+    (["--data", "x.csv", "--preset", "tfbert_zh_mini"], "tfbert_zh_mini", True),
+    (["--preset", "bert_base_zh"], "bert_base_zh", False),
+    (["--preset", "scratch"], "scratch", False),
+    (["--no-baseline"], "tfbert_zh_mini", False),
+    (["--no-ensemble-baseline"], "tfbert_zh_mini", False),
+])
+def test_preset_and_ensemble_defaults_resolve_once(argv, preset, ensemble):
+    config = parse_config(TrainConfig, argv, "")
+    assert config.preset == preset and config.ensemble_baseline is ensemble
+    assert config.backbone_preset == (None if preset in (None, "scratch") else preset)
+    assert TrainConfig(**{**config.to_dict(), "model": config.model, "reading": config.reading}) == config

@@ -216,3 +216,14 @@ def test_the_kept_epochs_validation_loss_is_the_final_one(trained):
     kept = int(np.argmin(history["val_loss"]))
     assert history["val_loss"][kept] == pytest.approx(trained.metrics["loss"], abs=1e-4)
     assert history["val_accuracy"][kept] == pytest.approx(trained.metrics["accuracy"], abs=1e-6)
+
+
+def test_the_model_card_records_the_run(trained, review_csv):
+    card = open(os.path.join(trained.export_path, "assets.extra", "README.md"), encoding="utf-8").read()
+    assert "- labels: negative, positive" in card and "none (BERT from scratch)" in card
+    assert f"| {os.path.basename(review_csv)} | {os.path.getsize(review_csv):,} |" in card
+    assert f"{trained.metrics['accuracy']:.4f}" in card and "| TF-IDF baseline |" in card
+    # The signatures are read back from the SavedModel as written.
+    assert "- `serving_default`" in card and "`text` string [None]" in card and "`probabilities` float32 [None, 2]" in card
+    for library in ("tensorflow", "keras", "keras-hub", "tfbert"):
+        assert f"- {library} " in card
