@@ -98,3 +98,33 @@ def test_keras_files_load_in_safe_mode(tmp_path):
     model.save(str(tmp_path / "lambda.keras"))
     with pytest.raises(ValueError, match="safe_mode"):
         keras.saving.load_model(str(tmp_path / "lambda.keras"))
+
+
+def test_the_shipped_checkpoint_matches_its_recorded_checksums():
+    """tfbert_zh_mini's README records each file's SHA-256 and size: the files in the package are those."""
+    import hashlib
+    import re
+
+    from tfbert.presets import resolve, shipped_presets
+
+    assert "tfbert_zh_mini" in shipped_presets()
+    directory = resolve("tfbert_zh_mini")
+    card = open(os.path.join(directory, "README.md"), encoding="utf-8").read()
+    recorded = re.findall(r"^\| `([^`]+)` \| ([\d,]+) \| `([0-9a-f]{64})` \|$", card, re.MULTILINE)
+    files = sorted(os.path.relpath(os.path.join(root, name), directory)
+                   for root, _, names in os.walk(directory) for name in names if name != "README.md")
+    assert sorted(name for name, _, _ in recorded) == files
+    for name, size, digest in recorded:
+        path = os.path.join(directory, name)
+        assert os.path.getsize(path) == int(size.replace(",", ""))
+        assert hashlib.sha256(open(path, "rb").read()).hexdigest() == digest, name
+    assert sum(os.path.getsize(os.path.join(directory, name)) for name in files) < 20 * 1024 * 1024
+
+
+def test_the_shipped_checkpoint_loads_by_name():
+    from tfbert.presets import learning_rate_for, load_pretrained
+
+    pretrained = load_pretrained("tfbert_zh_mini", 128)
+    assert pretrained.backbone.num_layers == 2 and pretrained.backbone.hidden_dim == 256
+    assert pretrained.tokenizer.vocabulary_size() > 5000
+    assert learning_rate_for("tfbert_zh_mini", None) > 2e-5  # the rate its pretraining recorded, not BERT's
