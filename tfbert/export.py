@@ -190,20 +190,19 @@ def export_saved_model(
     task: Task,
     base_dir: str,
     version: int | None = None,
-    extra_files: dict[str, str] | None = None,
+    extra_files: dict[str, str | Callable[[dict], str]] | None = None,
     warmup_texts: Sequence[str] | Sequence[tuple[str, str]] = (),
     baseline: GraphBaseline | None = None,
-    card: Callable[[dict], str] | None = None,
 ) -> str:
     """Write `<base_dir>/<version>/` atomically and return its path.
 
     Args:
         model: a `TextClassifier` carrying its preprocessor.
         task: the task whose outputs the signatures return.
-        extra_files: name -> text content, written to `assets.extra/` (labels, config, metrics, vocab).
+        extra_files: name -> text content, written to `assets.extra/` (labels, config, metrics, vocab), or
+            a function of the written signatures (`signatures_of`) that returns it (the model card).
         warmup_texts: texts (or (text, text_pair) tuples) for `assets.extra/tf_serving_warmup_requests`.
         baseline: the TF-IDF baseline to average with BERT (see `build_archive`).
-        card: renders `assets.extra/README.md` (the model card) from the written signatures.
 
     Raises:
         ValueError: `version` already exists (exports never overwrite).
@@ -218,7 +217,7 @@ def export_saved_model(
         )
     tmp = tempfile.mkdtemp(prefix=atomic.staged_name("export"), dir=base_dir)
     try:
-        files = ExportFiles(extra_files or {}, list(warmup_texts), os.path.basename(base_dir), card)
+        files = ExportFiles(extra_files or {}, list(warmup_texts), os.path.basename(base_dir))
         _write_version(tmp, model, task, files, baseline)
         target = _publish(tmp, base_dir, version)
     except BaseException as error:
@@ -235,12 +234,11 @@ def export_saved_model(
 
 @dataclasses.dataclass(frozen=True)
 class ExportFiles:
-    """What goes into `assets.extra/` beside the SavedModel; `card` renders README.md from its signatures."""
+    """What goes into `assets.extra/` beside the SavedModel (see `export_saved_model`)."""
 
-    extra: dict[str, str]
+    extra: dict[str, str | Callable[[dict], str]]
     warmup_texts: list
     model_name: str
-    card: Callable[[dict], str] | None = None
 
 
 def signatures_of(directory: str) -> dict[str, dict[str, dict[str, str]]]:
@@ -265,12 +263,9 @@ def _write_version(directory: str, model: keras.Model, task: Task, files: Export
     build_archive(model, task, baseline).write_out(directory, verbose=False)
     extra = os.path.join(directory, ASSETS_EXTRA)
     os.makedirs(extra, exist_ok=True)
-    extra_files = dict(files.extra)
-    if files.card is not None:
-        extra_files["README.md"] = files.card(signatures_of(directory))
-    for name, content in extra_files.items():
+    for name, content in files.extra.items():
         with open(os.path.join(extra, name), "w", encoding="utf-8") as f:
-            f.write(content)
+            f.write(content(signatures_of(directory)) if callable(content) else content)
     if files.warmup_texts:
         write_warmup_requests(os.path.join(extra, WARMUP_FILE), files.model_name, files.warmup_texts)
 

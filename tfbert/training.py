@@ -102,8 +102,7 @@ def train(config: TrainConfig) -> TrainResult:
         write_summary(run.paths.run_dir, model, fitted.history, metrics, data.steps, task)
         graph_baseline = GraphBaseline(baseline.model, task) if config.ensemble_baseline else None
         metadata = _metadata(config, splits, task, learning_rate, run.paths.run_dir)
-        card = model_card(config, splits, task, metrics, metadata.model_name)
-        export_path = export_model(config, model, task, splits.validation, metrics, metadata, card, graph_baseline)
+        export_path = export_model(config, model, task, splits, metrics, metadata, graph_baseline)
     validation = splits.validation
     sample = validation.texts[0][:40] + (f"\t{validation.pairs[0][:40]}" if validation.pairs else "") \
         if len(validation) else ""
@@ -278,19 +277,20 @@ def _metadata(config: TrainConfig, splits: data_lib.Splits, task: Task, learning
     )
 
 
-def export_model(config: TrainConfig, model: TextClassifier, task: Task, validation: data_lib.Examples,
-                 metrics: dict, metadata: ExportMetadata, card: ModelCard,
-                 baseline: GraphBaseline | None = None) -> str:
-    """`<export-dir>/<model-name>/<version>/` with labels, config, metrics, vocabulary and warmup requests."""
+def export_model(config: TrainConfig, model: TextClassifier, task: Task, splits: data_lib.Splits,
+                 metrics: dict, metadata: ExportMetadata, baseline: GraphBaseline | None = None) -> str:
+    """`<export-dir>/<model-name>/<version>/` with labels, config, metrics, vocabulary, model card, warmup requests."""
+    validation = splits.validation
     extra = {
         "labels.txt": "".join(name + "\n" for name in metadata.label_names),
         "config.json": metadata.to_json(),
         "metrics.json": json.dumps(metrics, indent=2),
         "vocab.txt": "".join(token + "\n" for token in model.preprocessor.vocabulary),
+        "README.md": model_card(config, splits, task, metrics, metadata.model_name).render,
     }
     warmup = validation.texts[:8] if validation.pairs is None else list(zip(validation.texts[:8], validation.pairs[:8]))
     return export_saved_model(model, task, os.path.join(config.export_dir, metadata.model_name),
-                              config.version, extra, warmup_texts=warmup, baseline=baseline, card=card.render)
+                              config.version, extra, warmup_texts=warmup, baseline=baseline)
 
 
 def command_line() -> str:
