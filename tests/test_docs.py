@@ -27,19 +27,27 @@ INLINE = re.compile(r"`((?:python3? |tfbert-)(?:train|evaluate|predict|pretrain)
 
 
 def _segments(line: str) -> list[list[str]]:
-    """The simple commands of one shell line (split at &&, ||, ;, |), as words, comments dropped."""
-    try:
-        words = shlex.split(line, comments=True)
-    except ValueError:  # an unbalanced quote in prose: not a command
-        return []
-    segments, current = [], []
-    for word in words:
-        if word in ("&&", "||", ";", "|"):
-            segments.append(current)
-            current = []
-        else:
-            current.append(word)
-    return [s for s in segments + [current] if s]
+    """The simple commands of one shell line (split at unquoted &&, ||, ;, |), as words, comments dropped."""
+    parts, current, quote = [], "", None
+    for char in line:
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "|&;":
+            parts.append(current)
+            current = ""
+            continue
+        current += char
+    segments = []
+    for part in parts + [current]:
+        try:
+            words = shlex.split(part, comments=True)
+        except ValueError:  # an unbalanced quote in prose: not a command
+            continue
+        if words:
+            segments.append(words)
+    return segments
 
 
 def documented_commands() -> list[tuple[str, int, str, list[str]]]:
