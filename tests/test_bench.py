@@ -70,3 +70,19 @@ def test_device_check_rejects_bad_flags_before_any_work(device_check, capsys, ar
     with pytest.raises(SystemExit) as exit_info:
         device_check.main(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_profile_kinds_golden():
+    profile = _load("tfbert_profile_step", os.path.join(os.path.dirname(BENCH), "profile_step.py"))
+    assert profile.kind_of("_MklMatMul", "model/dense/MatMul") == "matmul (dense, attention)"
+    assert profile.kind_of("BatchMatMulV2", "attention/einsum") == "matmul (dense, attention)"
+    assert profile.kind_of("AddV2", "adamw/update/add") == "optimizer (AdamW, clipping)"
+    assert profile.kind_of("Mean", "encoder/layer_norm/moments/mean") == "layer norm"
+    assert profile.kind_of("_XlaRun", "fused_gelu_tanh") == "GELU"
+    assert profile.kind_of("Softmax", "attention/softmax") == "softmax"
+    assert profile.kind_of("IteratorGetNext", "IteratorGetNext") == "input pipeline"
+    assert profile.kind_of("Cast", "encoder/cast") == "other (casts, adds, gathers, host)"
+    shares = profile.breakdown([{"type": "MatMul", "operation": "a", "self_us": 3.0},
+                                {"type": "Cast", "operation": "b", "self_us": 1.0},
+                                {"type": "MatMul", "operation": "c", "self_us": 2.0}])
+    assert list(shares.items()) == [("matmul (dense, attention)", 5.0), ("other (casts, adds, gathers, host)", 1.0)]
