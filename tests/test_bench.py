@@ -86,3 +86,34 @@ def test_profile_kinds_golden():
                                 {"type": "Cast", "operation": "b", "self_us": 1.0},
                                 {"type": "MatMul", "operation": "c", "self_us": 2.0}])
     assert list(shares.items()) == [("matmul (dense, attention)", 5.0), ("other (casts, adds, gathers, host)", 1.0)]
+
+
+@pytest.fixture(scope="module")
+def cost_curves():
+    return _load("tfbert_cost_curves", os.path.join(os.path.dirname(BENCH), "cost_curves.py"))
+
+
+def test_cost_configurations_ascend_in_tokens_per_step(cost_curves):
+    configs = cost_curves.configurations((64, 128, 256, 512), (8, 32, 64))
+    assert len(configs) == 12 and configs[0] == (64, 8) and configs[-1] == (512, 64)
+    tokens = [length * batch for length, batch in configs]
+    assert tokens == sorted(tokens)  # peak memory read after each is that configuration's
+
+
+def test_cost_table_and_filled_texts(cost_curves):
+    rows = [{"system": "tfbert", "mode": "train", "length": 64, "batch": 8, "real_tokens_per_s": 1234.5,
+             "peak_rss_mb": 2000.0},
+            {"system": "ort", "mode": "serve", "length": 64, "batch": 8, "real_tokens_per_s": 99.0, "peak_rss_mb": 900.0}]
+    table = cost_curves.table(rows).splitlines()
+    assert table[0] == "| length | batch | tfbert:train tokens/s (peak MB) | ort:serve tokens/s (peak MB) |"
+    assert table[2] == "| 64 | 8 | 1,234 (2,000) | 99 (900) |"
+    texts = cost_curves.filled_texts(5, 300)
+    assert len(texts) == 5 and min(map(len, texts)) >= 300 and len(set(texts)) == 5
+
+
+def test_attention_crossover_golden(cost_curves, monkeypatch):
+    """Attention's 12 x layers x hidden x L FLOPs per token equal the dense 6 x params at L = params / (2 layers hidden)."""
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=50, num_layers=2, num_heads=2, hidden_dim=8,
+                                             intermediate_dim=16, max_sequence_length=16)
+    monkeypatch.setattr(keras_hub.models.BertBackbone, "from_preset", lambda ckpt: backbone)
+    assert cost_curves.attention_crossover("any") == round(6 * 2 * 600 / (12 * 2 * 8))
