@@ -17,15 +17,21 @@ REPORTED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
 def cpu_info() -> dict:
-    """The CPU model, the flags of REPORTED_FLAGS it has, and the cores this process may use."""
+    """The CPU model (with its family and model numbers, which tell Zen 3, 4 and 5 apart), the flags of
+    REPORTED_FLAGS it has, and the cores this process may use."""
     from tfbert.distribute import cpu_flags
 
-    model = "unknown"
+    fields = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    model = fields.get("model name", "unknown")
+    if "cpu family" in fields:
+        model += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
     flags = cpu_flags() or set()
     return {"model": model, "flags": [flag for flag in REPORTED_FLAGS if flag in flags],
             "cores": len(os.sched_getaffinity(0))}
