@@ -73,7 +73,7 @@ def test_mirrored_two_replicas_match_one(small_csv, tmp_path):
         assert proc.returncode == 0, err[-3000:]
         summary = json.load(open(out / "logs" / "r" / "run_summary.json"))
         results[name] = (np.load(str(out) + ".npy"), summary["history"]["loss"], err)
-    assert "MirroredStrategy with 2 replica(s)" in results["two"][2]
+    assert "strategy MirroredStrategy, 2 replica(s)" in results["two"][2]
     one, two = results["one"], results["two"]
     assert two[1][-1] < two[1][0]  # loss falls
     # Same data, seed and global batch: the gradient of the mean over 16 equals the

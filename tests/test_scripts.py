@@ -44,7 +44,7 @@ TRAIN_CASES = {
                                            "--validation-data", _csv(t, "va.csv", "text,label\n好,neutral\n")],
                                 "The validation data has labels that training never saw: 'neutral'"),
     "unknown preset": (lambda t: ["--data", write_csv(t / "tr.csv", synthetic_rows(20)), "--preset", "bert_huge_xx"],
-                       "Unknown --preset 'bert_huge_xx'. BERT presets: "),
+                       "Unknown --preset 'bert_huge_xx'. Shipped with tfbert: tfbert_zh_mini; keras-hub BERT presets: "),
     "missing preset dir": (lambda t: ["--data", write_csv(t / "tr.csv", synthetic_rows(20)), "--preset", "./no/such/dir"],
                            "--preset directory './no/such/dir' does not exist"),
     "bad flag value": (lambda t: ["--epochs", "0"], "--epochs must be >= 1, got 0"),
