@@ -119,6 +119,7 @@ class Runner:
             self.state["system"] = HuggingFaceSystem(self.ckpt, texts, [0] * len(texts), self.args, self.peer_bf16)
         system = self.state["system"]
         system.args = argparse.Namespace(batch_size=batch, max_seq_length=length)
+        system.texts, system.labels, system.pos = list(texts), [0] * len(texts), 0
         system.train(max(2, self.args.warmup_steps))  # its first step is never timed
         return system.train(self.args.steps)
 
@@ -131,8 +132,7 @@ class Runner:
         model = self._tfbert_model()
         # The exported preprocessor is the model's: a copy at this length serves these texts.
         model.preprocessor = self._tfbert_pre(length)
-        path = export_saved_model(model, ClassificationTask(("negative", "positive")), self.args.workdir,
-                                  version=length)
+        path = export_saved_model(model, ClassificationTask(("negative", "positive")), self.args.workdir)
         serve = tf.saved_model.load(path).signatures["serving_default"]
         return served_rate(lambda chunk: serve(text=tf.constant(chunk)), texts, batch, self.args.serve_seconds)
 
@@ -168,7 +168,7 @@ def worker(system: str, mode: str, args) -> None:
     """Runs every configuration of one system in one mode; one JSON line per configuration."""
     runner = Runner(system, mode, args)
     for length, batch in configurations(args.lengths, args.batches):
-        texts = filled_texts(max(batch * (args.steps + args.warmup_steps), 4 * batch), length)
+        texts = filled_texts(batch * (args.steps + max(args.warmup_steps, 2) + 2), length)
         rate = runner.rate(length, batch, texts)
         print(json.dumps({"system": system, "mode": mode, "length": length, "batch": batch,
                           "examples_per_s": round(rate, 2), "real_tokens_per_s": round(rate * length, 1),
@@ -236,6 +236,7 @@ def plot(rows: list[dict], path: str) -> None:
         axes.set(xscale="log", xlabel="sequence length (tokens, all real)", ylabel="real tokens / s",
                  title=f"{mode}, batch {batch}")
         axes.set_xticks(LENGTHS, [str(n) for n in LENGTHS])
+        axes.minorticks_off()
         if axes.lines:
             axes.legend()
     figure.tight_layout()
