@@ -263,9 +263,10 @@ def _write_version(directory: str, model: keras.Model, task: Task, files: Export
     build_archive(model, task, baseline).write_out(directory, verbose=False)
     extra = os.path.join(directory, ASSETS_EXTRA)
     os.makedirs(extra, exist_ok=True)
+    signatures = signatures_of(directory) if any(map(callable, files.extra.values())) else None  # read once
     for name, content in files.extra.items():
         with open(os.path.join(extra, name), "w", encoding="utf-8") as f:
-            f.write(content(signatures_of(directory)) if callable(content) else content)
+            f.write(content(signatures) if callable(content) else content)
     if files.warmup_texts:
         write_warmup_requests(os.path.join(extra, WARMUP_FILE), files.model_name, files.warmup_texts)
 
