@@ -212,7 +212,7 @@ def _weight_casts_in_loops(graph_def) -> int:
     return count
 
 
-def test_mixed_precision_export_casts_each_weight_once(tiny_tokenizer, tmp_path):
+def test_mixed_precision_export_casts_each_weight_once(tiny_tokenizer, tmp_path, monkeypatch):
     import keras
 
     from tests.conftest import TINY_VOCAB, synthetic_rows
@@ -250,13 +250,29 @@ def test_mixed_precision_export_casts_each_weight_once(tiny_tokenizer, tmp_path)
     reference = per_read(t=texts)["probabilities"].numpy()
     assert _weight_casts_in_loops(per_read.get_concrete_function(texts).graph.as_graph_def()) > 0
 
-    path = export_saved_model(model, TASK, str(tmp_path / "sm"))
-    signatures = tf.saved_model.load(path).signatures
-    # Same values, cast once at export instead of once per chunk: bit-identical outputs, no casts left in the loop.
+    # Too big to freeze: the export reads the copies, cast once at export instead of once per chunk:
+    # bit-identical outputs, no casts left in the loop.
+    monkeypatch.setattr(export_lib, "FROZEN_WEIGHTS_LIMIT", 0)
+    signatures = tf.saved_model.load(export_saved_model(model, TASK, str(tmp_path / "sm"))).signatures
     np.testing.assert_array_equal(signatures["serving_default"](text=texts)["probabilities"].numpy(), reference)
     np.testing.assert_array_equal(signatures["serve_token_ids"](**pre(texts))["probabilities"].numpy(), reference)
     for name in ("serving_default", "serve_token_ids"):
         assert _weight_casts_in_loops(signatures[name].graph.as_graph_def()) == 0, name
+
+    # Frozen (the default): the 16-bit weights are constants, read by no op; the same model to bf16 rounding.
+    monkeypatch.undo()
+    path = export_saved_model(model, TASK, str(tmp_path / "frozen"))
+    signatures = tf.saved_model.load(path).signatures
+    np.testing.assert_allclose(signatures["serving_default"](text=texts)["probabilities"].numpy(), reference, atol=2e-3)
+    np.testing.assert_allclose(signatures["serve_token_ids"](**pre(texts))["probabilities"].numpy(), reference,
+                               atol=2e-3)
+    for name in ("serving_default", "serve_token_ids"):
+        graph = signatures[name].graph.as_graph_def()
+        assert not [n for f in graph.library.function for n in f.node_def if n.op == "ReadVariableOp"], name
+    def stored(export):
+        return set(tf.train.load_checkpoint(os.path.join(export, "variables", "variables")).get_variable_to_dtype_map().values())
+
+    assert tf.bfloat16 in stored(str(tmp_path / "sm" / "1")) and tf.bfloat16 not in stored(path)  # not stored twice
 
 
 def test_head_tail_truncation_is_exported(tiny_tokenizer, tmp_path):

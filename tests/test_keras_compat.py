@@ -1,14 +1,16 @@
+import math
 import types
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings, strategies as st
 
 from tfbert import keras_compat
 from tfbert.config import ModelConfig
-from tfbert.keras_compat import (fast_dense_call, fast_dropout_call, fast_einsum_dense_call, fast_masked_softmax,
-                                 flat_einsum, fused_gelu_tanh, use_fast_layers)
+from tfbert.keras_compat import (fast_compute_attention, fast_dense_call, fast_dropout_call, fast_einsum_dense_call,
+                                 fast_masked_softmax, flat_einsum, fused_gelu_tanh, swap_middle_axes, use_fast_layers)
 from tfbert.model import build_backbone, build_classifier
 
 
@@ -285,3 +287,49 @@ def test_fast_and_stock_classifiers_agree(tiny_tokenizer, mixed):
                                        atol=tolerance)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+@settings(max_examples=15, deadline=None)
+@given(shape=st.tuples(*[st.integers(1, 5)] * 4), dtype=st.sampled_from(["bfloat16", "float16", "float32"]))
+def test_swap_middle_axes_is_the_transpose_both_ways(shape, dtype):
+    x = tf.cast(tf.constant(np.random.default_rng(sum(shape)).standard_normal(shape) * 4, tf.float32), dtype)
+    upstream = tf.cast(tf.reshape(tf.range(math.prod(shape)) % 7 - 3, [shape[0], shape[2], shape[1], shape[3]]), dtype)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours, reference = swap_middle_axes(x), tf.transpose(x, [0, 2, 1, 3])
+    assert ours.dtype == x.dtype
+    np.testing.assert_array_equal(np.asarray(tf.cast(ours, tf.float32)), np.asarray(tf.cast(reference, tf.float32)))
+    np.testing.assert_array_equal(np.asarray(tf.cast(tape.gradient(ours, x, upstream), tf.float32)),
+                                  np.asarray(tf.cast(tape.gradient(reference, x, upstream), tf.float32)))
+
+
+@pytest.mark.parametrize("dtype,tolerance", [("float32", 1e-6), ("mixed_bfloat16", 2e-2)])
+def test_fast_attention_without_padding_matches_keras_and_moves_heads_as_integers(dtype, tolerance):
+    """No padding at all (one serving text): the softmax skips the mask; output and gradients stay Keras'."""
+    keras.utils.set_random_seed(0)
+    layers = [keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, dropout=0.1, dtype=dtype,
+                                              bias_initializer="random_normal") for _ in range(2)]
+    x = tf.constant(np.random.default_rng(1).standard_normal((2, 5, 8)) * 3, tf.float32)
+    mask = np.ones((2, 1, 5), np.int32)
+    for layer in layers:
+        layer(x, x, attention_mask=mask)
+    layers[1].set_weights(layers[0].get_weights())
+    use_fast_layers(layers[1])
+    assert layers[1]._compute_attention.__func__ is fast_compute_attention
+
+    def run(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, x, attention_mask=mask, training=False)
+            total = tf.reduce_sum(tf.cast(y, tf.float32) * tf.cast(tf.reshape(tf.range(tf.size(y)) % 3, tf.shape(y)), tf.float32))
+        return [y, *tape.gradient(total, [x, *layer.trainable_variables])]
+
+    f32 = lambda t: np.asarray(tf.cast(t, tf.float32))  # noqa: E731
+    stock = run(layers[0])
+    scale = max(np.abs(f32(b)).max() for b in stock)
+    for a, b in zip(run(layers[1]), stock):
+        np.testing.assert_allclose(f32(a), f32(b), rtol=tolerance, atol=tolerance * scale)
+    ops = tf.function(lambda: layers[1](x, x, attention_mask=mask)).get_concrete_function().graph.get_operations()
+    assert not any(op.type == "Einsum" for op in ops)
+    transposed = {op.inputs[0].dtype for op in ops if op.type == "Transpose"}
+    assert transposed == ({tf.int16} if dtype == "mixed_bfloat16" else {tf.float32})

@@ -63,7 +63,10 @@ SERVING_TF_TEXT_OPS = frozenset({
     "FastWordpieceTokenizeWithOffsets",  # WordPiece
     "WordpieceTokenizeWithOffsets",
 })
-WARMUP_BATCH_SIZES = (1, 8)  # TF Serving replays each record once per model load
+WARMUP_BATCH_SIZES = (1, 8)
+# Most bytes of 16-bit weights `constant_forward` bakes into the graph: a SavedModel's graph is one protobuf,
+# which cannot pass 2 GiB (BERT-large in bf16 is 0.67 GiB).
+FROZEN_WEIGHTS_LIMIT = 1 << 30  # TF Serving replays each record once per model load
 
 
 def write_warmup_requests(path: str, model_name: str, texts: Sequence[str] | Sequence[tuple[str, str]]) -> int:
@@ -97,7 +100,8 @@ def serving_chunk(model: keras.Model) -> int:
     return SERVING_CHUNK.get(model.compute_dtype, SERVING_CHUNK["float32"])
 
 
-def run_by_length(model: keras.Model, features: dict[str, tf.Tensor], chunk_size: int | None = None) -> tf.Tensor:
+def run_by_length(model: keras.Model, features: dict[str, tf.Tensor], chunk_size: int | None = None,
+                  forward: Callable[[dict], tf.Tensor] | None = None) -> tf.Tensor:
     """Model outputs for a padded batch, computed in length-sorted chunks trimmed to their longest row.
 
     The serving signature packs every text to max_seq_length, but the
@@ -105,9 +109,11 @@ def run_by_length(model: keras.Model, features: dict[str, tf.Tensor], chunk_size
     `chunk_size` similar-length texts only needs columns up to its own
     longest text. On the default corpus (~60 real tokens of 128) this about
     halves serving compute. Outputs come back in the request's order.
-    `chunk_size` defaults to `serving_chunk(model)`.
+    `chunk_size` defaults to `serving_chunk(model)`; `forward` (features ->
+    outputs) to `model` in inference mode.
     """
     chunk_size = chunk_size or serving_chunk(model)
+    forward = forward or (lambda chunk: model(chunk, training=False))
     lengths = tf.reduce_sum(tf.cast(features["padding_mask"], tf.int32), axis=1)
     order = tf.argsort(lengths)
     sorted_lengths = tf.gather(lengths, order)
@@ -121,18 +127,45 @@ def run_by_length(model: keras.Model, features: dict[str, tf.Tensor], chunk_size
         start, end = i * chunk_size, tf.minimum((i + 1) * chunk_size, n)
         longest = tf.reduce_max(sorted_lengths[start:end])
         chunk = {name: value[start:end, :longest] for name, value in ordered.items()}
-        return i + 1, outputs.write(i, tf.cast(model(chunk, training=False), tf.float32))
+        return i + 1, outputs.write(i, tf.cast(forward(chunk), tf.float32))
 
     _, outputs = tf.while_loop(lambda i, _: i < num_chunks, body, [tf.constant(0), outputs])
     return tf.gather(tf.reshape(outputs.concat(), [-1, width]), tf.math.invert_permutation(order))
 
 
-def _outputs(model: keras.Model, task: Task, features: dict, copies=(),
+def constant_forward(model: keras.Model, copies: list) -> Callable[[dict], tf.Tensor] | None:
+    """`model`'s inference pass with its 16-bit weights baked into the graph as constants; None when not worth it.
+
+    oneDNN packs a constant weight into its matmul layout once and keeps
+    it; a variable is re-packed at every call, which is most of the gap
+    between one text's latency and ONNX Runtime's (which pre-packs too):
+    MiniLM bf16, one 60-token text, 12.4 -> 10.3 ms for the model
+    (`python bench/bench.py`'s latency, docs/performance.md). Float32 is
+    left as variables (no gain measured, 4 bytes per parameter in the graph),
+    as are models whose weights would push the graph, one protobuf, near
+    its 2 GiB limit. `copies`: `keras_compat.half_precision_copies(model)`,
+    whose values become the constants. The outputs are the same bits.
+    """
+    if not copies or sum(copy.shape.num_elements() * copy.dtype.size for _, copy in copies) > FROZEN_WEIGHTS_LIMIT:
+        return None
+    specs = {name: tf.TensorSpec([None, None], tf.int32, name=name) for name in FEATURES}
+
+    @tf.function(input_signature=[specs])
+    def forward(features):
+        with keras_compat.reading(copies):
+            return model(features, training=False)
+
+    frozen = keras_compat.with_constant_weights(forward.get_concrete_function())
+    # The frozen function takes the flattened signature: the features in tf.nest's (sorted) key order.
+    return lambda features: tf.nest.flatten(frozen(*tf.nest.flatten({name: features[name] for name in FEATURES})))[0]
+
+
+def _outputs(model: keras.Model, task: Task, features: dict, copies=(), forward=None,
              baseline_scores: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
     """The task's serving outputs; with a baseline, of the equal-weight mean, both parts reported beside it."""
     labels = tf.constant(list(task.label_names), tf.string)
     with keras_compat.reading(copies):
-        scores = task.scores(run_by_length(model, features))
+        scores = task.scores(run_by_length(model, features, forward=forward))
     if baseline_scores is None:
         return task.serving_outputs(scores, labels)
     outputs = task.serving_outputs((scores + baseline_scores) / 2.0, labels)
@@ -158,10 +191,14 @@ def build_archive(model: keras.Model, task: Task,
     if baseline is not None:
         archive.track(baseline)  # its vocabulary hash table is a resource ExportArchive does not find by itself
     copies = keras_compat.half_precision_copies(model)
+    forward = constant_forward(model, copies)
+    if forward is not None:
+        copies = []  # their values are the graph's constants
     text_specs = [tf.TensorSpec([None], tf.string, name="text")]
 
     def serve(*texts):
-        return _outputs(model, task, preprocessor(*texts), copies, None if baseline is None else baseline(*texts))
+        return _outputs(model, task, preprocessor(*texts), copies, forward,
+                        None if baseline is None else baseline(*texts))
 
     if preprocessor.pair:
         text_specs.append(tf.TensorSpec([None], tf.string, name="text_pair"))
@@ -176,7 +213,7 @@ def build_archive(model: keras.Model, task: Task,
     if baseline is None:
         def serve_token_ids(token_ids, segment_ids, padding_mask):
             features = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
-            return _outputs(model, task, features, copies)
+            return _outputs(model, task, features, copies, forward)
 
         archive.add_endpoint(
             "serve_token_ids", serve_token_ids,

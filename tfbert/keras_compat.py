@@ -17,7 +17,7 @@ caller asks for each fast path by name.
   (keras-team/keras#20585, tensorflow/tensorflow#72388).
 - `FastAdamW`: AdamW with cross-replica clipping, a fused update and
   layer-wise rates (used by `tfbert.optimization.build_optimizer`).
-- `half_precision_copies` / `reading`: bf16 weights cast once for serving.
+- `half_precision_copies` / `reading` / `with_constant_weights`: bf16 weights cast once for serving.
 - `resume_early_stopping`: EarlyStopping's undocumented state on resume.
 - keras-hub naming: the pooler layer, the transformer layer paths.
 - `pretokenize`, `wordpiece_learner`: keras-hub's and tf-text's private helpers.
@@ -245,17 +245,73 @@ def fast_masked_softmax(layer: keras.layers.MultiHeadAttention, scores, attentio
     bias broadcast-added before the softmax; exp(-1e9 - max) is exactly 0,
     so the result is the same. Only a query row whose keys are all masked
     differs (Keras zeroes it), so that case is checked on the small mask and
-    the second `where` runs only then. Other mask shapes use Keras' method.
+    the second `where` runs only then; when nothing is masked (a single text
+    in serving) the bias is skipped too, ~0.1 ms per layer for one text.
+    Other mask shapes use Keras' method.
     """
     if attention_mask is None or len(scores.shape) != 4 or len(attention_mask.shape) != 3 \
             or tuple(layer._attention_axes) != (1,):
         return type(layer)._masked_softmax(layer, scores, attention_mask)
     keep = attention_mask if attention_mask.dtype == tf.bool else attention_mask > tf.cast(0.5, attention_mask.dtype)
     keep = keep[:, None]  # broadcast over the heads axis
-    negative = -3e4 if scores.dtype == tf.float16 else -1e9  # keras.layers.Softmax's values
-    probs = tf.nn.softmax(scores + tf.where(keep, tf.zeros([], scores.dtype), tf.constant(negative, scores.dtype)))
-    every_row_has_a_key = tf.reduce_all(tf.reduce_any(keep, axis=-1))
-    return tf.cond(every_row_has_a_key, lambda: probs, lambda: tf.where(keep, probs, tf.zeros([], probs.dtype)))
+
+    def masked():
+        negative = -3e4 if scores.dtype == tf.float16 else -1e9  # keras.layers.Softmax's values
+        probs = tf.nn.softmax(scores + tf.where(keep, tf.zeros([], scores.dtype), tf.constant(negative, scores.dtype)))
+        every_row_has_a_key = tf.reduce_all(tf.reduce_any(keep, axis=-1))
+        return tf.cond(every_row_has_a_key, lambda: probs, lambda: tf.where(keep, probs, tf.zeros([], probs.dtype)))
+
+    # Nothing masked (one text, or a chunk of equal lengths): no bias to add.
+    return tf.cond(tf.reduce_all(keep), lambda: tf.nn.softmax(scores), masked)
+
+
+_SAME_WIDTH_INT = {tf.bfloat16: tf.int16, tf.float16: tf.int16}
+
+
+def swap_middle_axes(x):
+    """`tf.transpose(x, [0, 2, 1, 3])`: (batch, length, heads, depth) <-> (batch, heads, length, depth).
+
+    A 16-bit tensor moves as int16: oneDNN's transpose of bfloat16 costs
+    ~50 us even for one text's (1, 60, 12, 32) (Eigen's integer copy ~2 us)
+    and ~25% more at a training batch's size (`bench/profile_step.py`,
+    docs/performance.md). Float32 keeps oneDNN's, which is faster at
+    training sizes. The gradient is the same swap.
+    """
+    if x.dtype not in _SAME_WIDTH_INT:
+        return tf.transpose(x, [0, 2, 1, 3])
+    return _swap_as_integers(x)
+
+
+@tf.custom_gradient
+def _swap_as_integers(x):
+    def swap(t):
+        return tf.bitcast(tf.transpose(tf.bitcast(t, _SAME_WIDTH_INT[t.dtype]), [0, 2, 1, 3]), t.dtype)
+
+    return swap(x), swap
+
+
+def fast_compute_attention(layer: keras.layers.MultiHeadAttention, query, key, value, attention_mask=None,
+                           training=None, return_attention_scores=False, use_causal_mask=False):
+    """`MultiHeadAttention._compute_attention` as two plain matmuls between explicit head transposes.
+
+    Keras' `einsum`s lower to the same transposes and BatchMatMuls, but
+    through oneDNN's transpose (see `swap_middle_axes`). The scaling, mask,
+    softmax (`layer._masked_softmax`) and dropout are Keras'. Causal masks,
+    flash attention, other attention axes and the dropout-free path (Keras'
+    `dot_product_attention`) keep Keras' method.
+    """
+    standard = (len(query.shape) == 4 and tuple(layer._attention_axes) == (1,) and not use_causal_mask
+                and not layer._flash_attention and (layer._dropout > 0.0 or return_attention_scores))
+    if not standard:
+        return type(layer)._compute_attention(layer, query, key, value, attention_mask=attention_mask,
+                                              training=training, return_attention_scores=return_attention_scores,
+                                              use_causal_mask=use_causal_mask)
+    query = swap_middle_axes(query * tf.cast(layer._inverse_sqrt_key_dim, query.dtype))
+    scores = tf.matmul(query, swap_middle_axes(key), transpose_b=True)  # (batch, heads, T, S)
+    scores = layer._masked_softmax(scores, attention_mask)
+    dropped = layer._dropout_layer(scores, training=training) if layer._dropout > 0.0 else scores
+    output = swap_middle_axes(tf.matmul(dropped, swap_middle_axes(value)))  # (batch, T, heads, depth)
+    return output, scores
 
 
 FAST_CALLS = {
@@ -269,7 +325,7 @@ def use_fast_layers(model: keras.Layer) -> keras.Layer:
     """Switch every plain Dropout / Dense / EinsumDense inside `model` to the calls above, in place; return it.
 
     MultiHeadAttention layers (keras-hub's subclasses too) get
-    `fast_masked_softmax`. Per instance: the layers keep their class, config
+    `fast_masked_softmax` and `fast_compute_attention`. Per instance: the layers keep their class, config
     and weights, so saved files hold stock Keras layers, and a reloaded
     model runs Keras' kernels until this is called on it again. On an
     unsupported Keras (`supported()`), nothing changes.
@@ -281,6 +337,7 @@ def use_fast_layers(model: keras.Layer) -> keras.Layer:
             layer.call = types.MethodType(FAST_CALLS[type(layer)], layer)
         elif isinstance(layer, keras.layers.MultiHeadAttention):
             layer._masked_softmax = types.MethodType(fast_masked_softmax, layer)
+            layer._compute_attention = types.MethodType(fast_compute_attention, layer)
     return model
 
 
@@ -382,6 +439,13 @@ def reading(copies: list[tuple[keras.Variable, tf.Variable]]):
         for weight, copy in copies:
             scope.state_mapping[id(weight)] = copy.read_value()
         yield
+
+
+def with_constant_weights(function):
+    """A concrete function's copy with every variable it reads replaced by a constant of its current value."""
+    from tensorflow.python.framework import convert_to_constants  # no public equivalent in TF 2
+
+    return convert_to_constants.convert_variables_to_constants_v2(function)
 
 
 # === Resume: EarlyStopping's state ===
