@@ -1,12 +1,16 @@
-"""Where a training step's time goes: the TensorFlow profiler over tfbert's training steps, by kind of work.
+"""Where a training step's (or one served text's) time goes: the TensorFlow profiler, by kind of work.
 
     pip install tensorboard-plugin-profile                # the converter that reads the profiler's trace
     python bench/profile_step.py                          # MiniLM-L6, batch 32, 128 tokens, bench.py's precision
+    python bench/profile_step.py --serving                # the export answering one text at a time
 
 Trains tfbert's classifier on the bench's texts (the same model, data and precision as bench.py), warms up over
 `--warmup-steps`, profiles `--steps` steps, and sums the self time of every TensorFlow op in the trace by kind:
 matmuls (dense and attention), the LayerNorms, GELU, softmax, dropout, the optimizer (AdamW and clipping),
 the input pipeline, and the rest. Prints a markdown table (docs/performance.md keeps it) and one JSON line.
+With `--serving` it exports the same model and profiles its serving signature answering `--texts` reviews one
+at a time (bench.py's latency), in microseconds per text; tokenization and the attention heads' transposes
+get kinds of their own.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ KINDS = (
     ("GELU", r"gelu|Tanh|Erf|Xla"),
     ("softmax", r"[Ss]oftmax"),
     ("dropout", r"dropout|RandomUniform|StatelessRandom|RandomStandardNormal"),
+    ("attention head transposes", r"^(_Mkl)?Transpose$|^Bitcast$"),
+    ("tokenization (tf-text)", r"Regex|Wordpiece|Unicode|NormalizeUTF8|CaseFold|Ragged|^String"),
 )
 
 
@@ -70,6 +76,33 @@ def profile_rows(logdir: str) -> list[dict]:
     return rows
 
 
+def profile_training(system, args) -> dict[str, float]:
+    """Op self-time by kind over `args.steps` training steps, after `args.warmup_steps`, in microseconds."""
+    import tensorflow as tf
+
+    system.train(args.warmup_steps)
+    logdir = tempfile.mkdtemp()
+    tf.profiler.experimental.start(logdir)
+    system.train(args.steps)
+    tf.profiler.experimental.stop()
+    return breakdown(profile_rows(logdir))
+
+
+def profile_serving(system, texts: list[str]) -> dict[str, float]:
+    """Op self-time by kind per text, the export answering each of `texts` alone, in microseconds."""
+    import tensorflow as tf
+
+    serve = system.serving()
+    for text in texts:  # every length's kernels built before the profile
+        serve([text])
+    logdir = tempfile.mkdtemp()
+    tf.profiler.experimental.start(logdir)
+    for text in texts:
+        serve([text])
+    tf.profiler.experimental.stop()
+    return {kind: us / len(texts) for kind, us in breakdown(profile_rows(logdir)).items()}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20)
@@ -77,9 +110,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--precision", choices=["auto", "mixed", "fp32"], default="auto")
+    parser.add_argument("--serving", action="store_true", help="profile the export answering one text at a time")
+    parser.add_argument("--texts", type=int, default=100, help="texts answered one at a time with --serving")
     args = parser.parse_args(argv)
-    import tensorflow as tf
-
     from bench.bench import bench_texts, checkpoint_dir
     from bench.measure import cpu_info, resolve_precision
     from bench.systems import TfbertSystem
@@ -89,19 +122,16 @@ def main(argv=None) -> int:
                                      jit_compile=False, bucket=True, steps=args.steps, repeats=1,
                                      warmup_steps=args.warmup_steps)
     system = TfbertSystem(checkpoint_dir(), texts, labels, system_args, resolve_precision(args.precision))
-    system.train(args.warmup_steps)
-    logdir = tempfile.mkdtemp()
-    tf.profiler.experimental.start(logdir)
-    system.train(args.steps)
-    tf.profiler.experimental.stop()
-    kinds = breakdown(profile_rows(logdir))
+    kinds = profile_serving(system, texts[: args.texts]) if args.serving else profile_training(system, args)
     total = sum(kinds.values())
     info = cpu_info()
     print(f"cpu: {info['model']}; flags {', '.join(info['flags'])}; {info['cores']} cores; policy {system.policy}")
-    print("| kind of work | share of op time |\n|---|---|")
+    unit = "us per text" if args.serving else "us per step"
+    print(f"| kind of work | {unit} | share of op time |\n|---|---|---|")
     for kind, us in kinds.items():
-        print(f"| {kind} | {us / total:.1%} |")
-    print(json.dumps({"cpu": info["model"], "policy": system.policy, "steps": args.steps,
+        print(f"| {kind} | {us / (1 if args.serving else args.steps):,.0f} | {us / total:.1%} |")
+    print(json.dumps({"cpu": info["model"], "policy": system.policy, "mode": "serving" if args.serving else "training",
+                      "samples": args.texts if args.serving else args.steps,
                       "share": {kind: round(us / total, 4) for kind, us in kinds.items()}}))
     return 0
 

@@ -82,6 +82,11 @@ def test_profile_kinds_golden():
     assert profile.kind_of("Softmax", "attention/softmax") == "softmax"
     assert profile.kind_of("IteratorGetNext", "IteratorGetNext") == "input pipeline"
     assert profile.kind_of("Cast", "encoder/cast") == "other (casts, adds, gathers, host)"
+    assert profile.kind_of("_MklTranspose", "attention/transpose") == "attention head transposes"
+    assert profile.kind_of("Bitcast", "attention/Bitcast_2") == "attention head transposes"
+    assert profile.kind_of("FastWordpieceTokenizeWithOffsets", "preprocessor/x") == "tokenization (tf-text)"
+    assert profile.kind_of("RaggedTensorToTensor", "preprocessor/pack") == "tokenization (tf-text)"
+    assert profile.kind_of("StridedSlice", "encoder/strided_slice") == "other (casts, adds, gathers, host)"
     shares = profile.breakdown([{"type": "MatMul", "operation": "a", "self_us": 3.0},
                                 {"type": "Cast", "operation": "b", "self_us": 1.0},
                                 {"type": "MatMul", "operation": "c", "self_us": 2.0}])

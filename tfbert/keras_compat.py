@@ -271,11 +271,12 @@ _SAME_WIDTH_INT = {tf.bfloat16: tf.int16, tf.float16: tf.int16}
 def swap_middle_axes(x):
     """`tf.transpose(x, [0, 2, 1, 3])`: (batch, length, heads, depth) <-> (batch, heads, length, depth).
 
-    A 16-bit tensor moves as int16: oneDNN's transpose of bfloat16 costs
-    ~50 us even for one text's (1, 60, 12, 32) (Eigen's integer copy ~2 us)
-    and ~25% more at a training batch's size (`bench/profile_step.py`,
-    docs/performance.md). Float32 keeps oneDNN's, which is faster at
-    training sizes. The gradient is the same swap.
+    A 16-bit tensor moves as int16, the same bits: oneDNN's bf16 transpose
+    costs ~50 us on one text's (1, 60, 12, 32), where Eigen's integer copy
+    takes ~2 us, and ~30% more than it at a training batch's
+    (32, 64, 12, 32). `python bench/profile_step.py --serving` shows the
+    transposes' share. Float32 keeps oneDNN's, which is the faster one
+    at training sizes. The gradient is the same swap.
     """
     if x.dtype not in _SAME_WIDTH_INT:
         return tf.transpose(x, [0, 2, 1, 3])
