@@ -28,7 +28,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Kind of work <- regex over "op type" and "op name" (first match wins). Order matters: an op inside the
 # optimizer's name scope is the optimizer's whatever its type.
 KINDS = (
-    ("optimizer (AdamW, clipping)", r"adamw|optimizer|clip_by_global_norm|global_norm|ResourceApply|AssignAdd|AssignSub"),
+    # Not grappler's rewrites ("ArithmeticOptimizer/AddOpsRewrite_..."), which are the model's own adds.
+    ("optimizer (AdamW, clipping)",
+     r"adamw|(?<!arithmetic)optimizer|clip_by_global_norm|global_norm|ResourceApply|AssignAdd|AssignSub"),
     ("input pipeline", r"IteratorGetNext|Iterator|Dataset|Prefetch"),
     ("matmul (dense, attention)", r"MatMul|Einsum|Conv|_MklMatMul|_FusedMatMul|BatchMatMul"),
     ("layer norm", r"layer_?norm|LayerNorm|moments|Rsqrt|SquaredDifference|batchnorm"),

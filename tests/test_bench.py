@@ -77,6 +77,8 @@ def test_profile_kinds_golden():
     assert profile.kind_of("_MklMatMul", "model/dense/MatMul") == "matmul (dense, attention)"
     assert profile.kind_of("BatchMatMulV2", "attention/einsum") == "matmul (dense, attention)"
     assert profile.kind_of("AddV2", "adamw/update/add") == "optimizer (AdamW, clipping)"
+    assert profile.kind_of("AddN", "encoder/layer_norm/ArithmeticOptimizer/AddOpsRewrite_add") == "layer norm"
+    assert profile.kind_of("AddV2", "encoder/ArithmeticOptimizer/AddOpsRewrite_add") != "optimizer (AdamW, clipping)"
     assert profile.kind_of("Mean", "encoder/layer_norm/moments/mean") == "layer norm"
     assert profile.kind_of("_XlaRun", "fused_gelu_tanh") == "GELU"
     assert profile.kind_of("Softmax", "attention/softmax") == "softmax"
