@@ -32,6 +32,7 @@ import collections
 import contextlib
 import dataclasses
 import functools
+import inspect
 import logging
 import math
 import re
@@ -291,22 +292,28 @@ def _swap_as_integers(x):
     return swap(x), swap
 
 
-def fast_compute_attention(layer: keras.layers.MultiHeadAttention, query, key, value, attention_mask=None,
-                           training=None, return_attention_scores=False, use_causal_mask=False):
+_ATTENTION_SIGNATURE = inspect.signature(keras.layers.MultiHeadAttention._compute_attention)
+
+
+def fast_compute_attention(layer: keras.layers.MultiHeadAttention, query, key, value, *args, **kwargs):
     """`MultiHeadAttention._compute_attention` as two plain matmuls between explicit head transposes.
 
     Keras' `einsum`s lower to the same transposes and BatchMatMuls, but
     through oneDNN's transpose (see `swap_middle_axes`). The scaling, mask,
     softmax (`layer._masked_softmax`) and dropout are Keras'. Causal masks,
     flash attention, other attention axes and the dropout-free path (Keras'
-    `dot_product_attention`) keep Keras' method.
+    `dot_product_attention`) keep Keras' method. `args` / `kwargs`: the
+    rest of Keras' arguments, bound to its own signature.
     """
-    standard = (len(query.shape) == 4 and tuple(layer._attention_axes) == (1,) and not use_causal_mask
-                and not layer._flash_attention and (layer._dropout > 0.0 or return_attention_scores))
+    options = _ATTENTION_SIGNATURE.bind(layer, query, key, value, *args, **kwargs)
+    options.apply_defaults()
+    options = options.arguments
+    standard = (len(query.shape) == 4 and tuple(layer._attention_axes) == (1,)
+                and not options.get("use_causal_mask") and not layer._flash_attention
+                and (layer._dropout > 0.0 or options.get("return_attention_scores")))
     if not standard:
-        return type(layer)._compute_attention(layer, query, key, value, attention_mask=attention_mask,
-                                              training=training, return_attention_scores=return_attention_scores,
-                                              use_causal_mask=use_causal_mask)
+        return type(layer)._compute_attention(layer, query, key, value, *args, **kwargs)
+    attention_mask, training = options["attention_mask"], options["training"]
     query = swap_middle_axes(query * tf.cast(layer._inverse_sqrt_key_dim, query.dtype))
     scores = tf.matmul(query, swap_middle_axes(key), transpose_b=True)  # (batch, heads, T, S)
     scores = layer._masked_softmax(scores, attention_mask)
