@@ -130,33 +130,45 @@ def test_fast_einsum_dense_matches_keras_and_its_gradients(equation, output_shap
         assert not any(op.type == "BatchMatMulV2" for op in graph.get_operations())
 
 
-@pytest.mark.parametrize("mask_rows", [1, 6])  # keras-hub's (batch, 1, S) padding mask; a full (batch, T, S) mask
-@pytest.mark.parametrize("dtype,tolerance", [("float32", 1e-6), ("mixed_bfloat16", 2e-2)])
-def test_fast_masked_softmax_matches_keras_attention_and_its_gradients(mask_rows, dtype, tolerance):
-    """Same attention output and gradients as Keras' where-softmax-where, including a text with no real token."""
+def _stock_and_fast_attention(dtype, x, mask):
+    """Two identical MultiHeadAttention layers (dropout > 0, random biases); the second switched to the fast calls.
+
+    dropout > 0: Keras routes attention without dropout to ops.dot_product_attention, which has no _masked_softmax.
+    """
     keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    # dropout > 0: Keras routes attention without dropout to ops.dot_product_attention, which has no _masked_softmax.
     layers = [keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, dropout=0.1, dtype=dtype,
                                               bias_initializer="random_normal") for _ in range(2)]
-    x = tf.constant(rng.standard_normal((3, 6, 8)) * 3, tf.float32)
-    # Row 0: 4 real tokens; row 1: all real; row 2: none (Keras zeroes its attention, so must we).
-    mask = np.array([[1, 1, 1, 1, 0, 0], [1] * 6, [0] * 6], np.int32)[:, None, :].repeat(mask_rows, axis=1)
-    if mask_rows > 1:
-        mask[0, 2, :] = 0  # one query row of text 0 sees no key at all
     for layer in layers:
         layer(x, x, attention_mask=mask)
     layers[1].set_weights(layers[0].get_weights())
     use_fast_layers(layers[1])
+    return layers
+
+
+def _output_and_gradients(layer, x, mask, period):
+    """The layer's output and the gradients of a fixed weighting of it (by `period`) w.r.t. x and its weights."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, x, attention_mask=mask, training=False)
+        weights = tf.cast(tf.reshape(tf.range(tf.size(y)) % period, tf.shape(y)), tf.float32)
+        total = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
+    return [y, *tape.gradient(total, [x, *layer.trainable_variables])]
+
+
+@pytest.mark.parametrize("mask_rows", [1, 6])  # keras-hub's (batch, 1, S) padding mask; a full (batch, T, S) mask
+@pytest.mark.parametrize("dtype,tolerance", [("float32", 1e-6), ("mixed_bfloat16", 2e-2)])
+def test_fast_masked_softmax_matches_keras_attention_and_its_gradients(mask_rows, dtype, tolerance):
+    """Same attention output and gradients as Keras' where-softmax-where, including a text with no real token."""
+    x = tf.constant(np.random.default_rng(0).standard_normal((3, 6, 8)) * 3, tf.float32)
+    # Row 0: 4 real tokens; row 1: all real; row 2: none (Keras zeroes its attention, so must we).
+    mask = np.array([[1, 1, 1, 1, 0, 0], [1] * 6, [0] * 6], np.int32)[:, None, :].repeat(mask_rows, axis=1)
+    if mask_rows > 1:
+        mask[0, 2, :] = 0  # one query row of text 0 sees no key at all
+    layers = _stock_and_fast_attention(dtype, x, mask)
     assert layers[1]._masked_softmax.__func__ is fast_masked_softmax
 
     def run(layer):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x, x, attention_mask=mask, training=False)
-            weights = tf.cast(tf.reshape(tf.range(tf.size(y)) % 5, tf.shape(y)), tf.float32)
-            total = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
-        return [y, *tape.gradient(total, [x, *layer.trainable_variables])]
+        return _output_and_gradients(layer, x, mask, 5)
 
     fast, stock = run(layers[1]), run(layers[0])
     f32 = lambda t: np.asarray(tf.cast(t, tf.float32))  # noqa: E731
@@ -306,28 +318,15 @@ def test_swap_middle_axes_is_the_transpose_both_ways(shape, dtype):
 @pytest.mark.parametrize("dtype,tolerance", [("float32", 1e-6), ("mixed_bfloat16", 2e-2)])
 def test_fast_attention_without_padding_matches_keras_and_moves_heads_as_integers(dtype, tolerance):
     """No padding at all (one serving text): the softmax skips the mask; output and gradients stay Keras'."""
-    keras.utils.set_random_seed(0)
-    layers = [keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, dropout=0.1, dtype=dtype,
-                                              bias_initializer="random_normal") for _ in range(2)]
     x = tf.constant(np.random.default_rng(1).standard_normal((2, 5, 8)) * 3, tf.float32)
     mask = np.ones((2, 1, 5), np.int32)
-    for layer in layers:
-        layer(x, x, attention_mask=mask)
-    layers[1].set_weights(layers[0].get_weights())
-    use_fast_layers(layers[1])
+    layers = _stock_and_fast_attention(dtype, x, mask)
     assert layers[1]._compute_attention.__func__ is fast_compute_attention
 
-    def run(layer):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x, x, attention_mask=mask, training=False)
-            total = tf.reduce_sum(tf.cast(y, tf.float32) * tf.cast(tf.reshape(tf.range(tf.size(y)) % 3, tf.shape(y)), tf.float32))
-        return [y, *tape.gradient(total, [x, *layer.trainable_variables])]
-
     f32 = lambda t: np.asarray(tf.cast(t, tf.float32))  # noqa: E731
-    stock = run(layers[0])
+    stock = _output_and_gradients(layers[0], x, mask, 3)
     scale = max(np.abs(f32(b)).max() for b in stock)
-    for a, b in zip(run(layers[1]), stock):
+    for a, b in zip(_output_and_gradients(layers[1], x, mask, 3), stock):
         np.testing.assert_allclose(f32(a), f32(b), rtol=tolerance, atol=tolerance * scale)
     ops = tf.function(lambda: layers[1](x, x, attention_mask=mask)).get_concrete_function().graph.get_operations()
     assert not any(op.type == "Einsum" for op in ops)
