@@ -10,17 +10,22 @@ matmuls (dense and attention), the LayerNorms, GELU, softmax, dropout, the optim
 the input pipeline, and the rest. Prints a markdown table (docs/performance.md keeps it) and one JSON line.
 With `--serving` it exports the same model and profiles its serving signature answering `--texts` reviews one
 at a time (bench.py's latency), in microseconds per text; tokenization and the attention heads' transposes
-get kinds of their own.
+get kinds of their own. It then answers the same texts again, untraced, for two more figures per text: the wall
+time, and the time oneDNN's own kernels take (ONEDNN_VERBOSE's per-primitive times, summed by kind). The op
+times less the kernel times is what TensorFlow spends around each kernel: dispatch, allocation, threads.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
+import statistics
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -90,19 +95,111 @@ def profile_training(system, args) -> dict[str, float]:
     return breakdown(profile_rows(logdir))
 
 
-def profile_serving(system, texts: list[str]) -> dict[str, float]:
-    """Op self-time by kind per text, the export answering each of `texts` alone, in microseconds."""
+# oneDNN primitive kind (ONEDNN_VERBOSE's sixth field) -> the profiler's kind of the op that runs it.
+ONEDNN_KINDS = {"inner_product": "matmul (dense, attention)", "matmul": "matmul (dense, attention)",
+                "gemm_api": "matmul (dense, attention)", "softmax": "softmax", "layer_normalization": "layer norm",
+                "eltwise": "GELU"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingProfile:
+    """One text's time, in microseconds: TensorFlow op self-time and oneDNN kernel time by kind, and the wall."""
+
+    op_us: dict
+    kernel_us: dict
+    wall_us: float
+
+
+def onednn_kernel_us(lines) -> dict[str, float]:
+    """Execution time by kind, in microseconds, summed over ONEDNN_VERBOSE's `primitive,exec` lines."""
+    totals: dict[str, float] = {}
+    for line in lines:
+        fields = line.strip().split(",")
+        if len(fields) < 7 or fields[0] != "onednn_verbose" or "exec" not in fields[2:4]:
+            continue
+        primitive = fields[fields.index("exec") + 2]
+        kind = ONEDNN_KINDS.get(primitive, "other (casts, adds, gathers, host)")
+        totals[kind] = totals.get(kind, 0.0) + float(fields[-1]) * 1000  # verbose prints milliseconds
+    return totals
+
+
+def _answer_each(serve, texts: list[str]) -> list[float]:
+    """Microseconds the export takes to answer each of `texts` alone."""
+    walls = []
+    for text in texts:
+        start = time.perf_counter()
+        serve([text])
+        walls.append((time.perf_counter() - start) * 1e6)
+    return walls
+
+
+def profile_serving(system, texts: list[str], args) -> ServingProfile:
+    """The export answering each of `texts` alone: traced by the profiler, timed, and its oneDNN kernels timed.
+
+    The kernel times come from a second process of this script run with ONEDNN_VERBOSE=1 (`--kernel-times`),
+    so that oneDNN's printing inflates neither the op times nor the wall time measured here.
+    """
+    import subprocess
+
     import tensorflow as tf
 
     serve = system.serving()
-    for text in texts:  # every length's kernels built before the profile
-        serve([text])
+    _answer_each(serve, texts)  # every length's kernels built before the profile
     logdir = tempfile.mkdtemp()
     tf.profiler.experimental.start(logdir)
-    for text in texts:
-        serve([text])
+    _answer_each(serve, texts)
     tf.profiler.experimental.stop()
-    return {kind: us / len(texts) for kind, us in breakdown(profile_rows(logdir)).items()}
+    op_us = {kind: us / len(texts) for kind, us in breakdown(profile_rows(logdir)).items()}
+    wall_us = statistics.median(_answer_each(serve, texts))
+    log = os.path.join(logdir, "onednn_verbose.log")
+    argv = [sys.executable, os.path.abspath(__file__), "--serving", "--kernel-times", "--texts", str(args.texts),
+            "--batch-size", str(args.batch_size), "--max-seq-length", str(args.max_seq_length),
+            "--precision", args.precision]
+    with open(log, "w") as out:
+        run = subprocess.run(argv, env={**os.environ, "ONEDNN_VERBOSE": "1"}, stdout=out, stderr=subprocess.PIPE,
+                             text=True)
+    if run.returncode:
+        sys.exit(f"the kernel-timing run failed (exit {run.returncode}):\n{run.stderr[-3000:]}")
+    with open(log) as out:
+        lines = out.read().split(KERNEL_MARK)[-1].splitlines()
+    return ServingProfile(op_us, {kind: us / len(texts) for kind, us in onednn_kernel_us(lines).items()}, wall_us)
+
+
+KERNEL_MARK = "=== timed texts ==="
+
+
+def print_kernel_log(system, texts: list[str]) -> None:
+    """--kernel-times (under ONEDNN_VERBOSE=1): answers `texts` once to warm up, then again after KERNEL_MARK."""
+    import ctypes
+
+    serve = system.serving()
+    _answer_each(serve, texts)
+    ctypes.CDLL(None).fflush(None)  # oneDNN prints through C's buffered stdout: keep the mark in order
+    print(f"\n{KERNEL_MARK}", flush=True)
+    _answer_each(serve, texts)
+    ctypes.CDLL(None).fflush(None)
+
+
+def report_training(kinds: dict[str, float], steps: int) -> dict:
+    total = sum(kinds.values())
+    print("| kind of work | us per step | share of op time |\n|---|---|---|")
+    for kind, us in kinds.items():
+        print(f"| {kind} | {us / steps:,.0f} | {us / total:.1%} |")
+    return {"mode": "training", "samples": steps, "share": {kind: round(us / total, 4) for kind, us in kinds.items()}}
+
+
+def report_serving(profile: ServingProfile, texts: int) -> dict:
+    """Prints op and kernel time per text by kind; returns the JSON line's fields."""
+    ops, kernels = profile.op_us, profile.kernel_us
+    print("| kind of work | op time, us per text | of which oneDNN kernels | share of op time |\n|---|---|---|---|")
+    for kind, us in ops.items():
+        kernel = f"{kernels[kind]:,.0f}" if kind in kernels else "-"
+        print(f"| {kind} | {us:,.0f} | {kernel} | {us / sum(ops.values()):.1%} |")
+    print(f"| all ops | {sum(ops.values()):,.0f} | {sum(kernels.values()):,.0f} | |")
+    print(f"wall time per text (median): {profile.wall_us:,.0f} us")
+    return {"mode": "serving", "samples": texts, "wall_us": round(profile.wall_us),
+            "op_us": round(sum(ops.values())), "onednn_kernel_us": round(sum(kernels.values())),
+            "share": {kind: round(us / sum(ops.values()), 4) for kind, us in ops.items()}}
 
 
 def main(argv=None) -> int:
@@ -114,6 +211,7 @@ def main(argv=None) -> int:
     parser.add_argument("--precision", choices=["auto", "mixed", "fp32"], default="auto")
     parser.add_argument("--serving", action="store_true", help="profile the export answering one text at a time")
     parser.add_argument("--texts", type=int, default=100, help="texts answered one at a time with --serving")
+    parser.add_argument("--kernel-times", action="store_true", help=argparse.SUPPRESS)  # --serving's own subprocess
     args = parser.parse_args(argv)
     from bench.bench import bench_texts, checkpoint_dir
     from bench.measure import cpu_info, resolve_precision
@@ -124,17 +222,16 @@ def main(argv=None) -> int:
                                      jit_compile=False, bucket=True, steps=args.steps, repeats=1,
                                      warmup_steps=args.warmup_steps)
     system = TfbertSystem(checkpoint_dir(), texts, labels, system_args, resolve_precision(args.precision))
-    kinds = profile_serving(system, texts[: args.texts]) if args.serving else profile_training(system, args)
-    total = sum(kinds.values())
+    if args.kernel_times:
+        print_kernel_log(system, texts[: args.texts])
+        return 0
     info = cpu_info()
     print(f"cpu: {info['model']}; flags {', '.join(info['flags'])}; {info['cores']} cores; policy {system.policy}")
-    unit = "us per text" if args.serving else "us per step"
-    print(f"| kind of work | {unit} | share of op time |\n|---|---|---|")
-    for kind, us in kinds.items():
-        print(f"| {kind} | {us / (1 if args.serving else args.steps):,.0f} | {us / total:.1%} |")
-    print(json.dumps({"cpu": info["model"], "policy": system.policy, "mode": "serving" if args.serving else "training",
-                      "samples": args.texts if args.serving else args.steps,
-                      "share": {kind: round(us / total, 4) for kind, us in kinds.items()}}))
+    if args.serving:
+        fields = report_serving(profile_serving(system, texts[: args.texts], args), args.texts)
+    else:
+        fields = report_training(profile_training(system, args), args.steps)
+    print(json.dumps({"cpu": info["model"], "policy": system.policy, **fields}))
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 
 import keras_hub
 import pytest
@@ -14,6 +15,7 @@ BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _load(name, path):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -93,6 +95,24 @@ def test_profile_kinds_golden():
                                 {"type": "Cast", "operation": "b", "self_us": 1.0},
                                 {"type": "MatMul", "operation": "c", "self_us": 2.0}])
     assert list(shares.items()) == [("matmul (dense, attention)", 5.0), ("other (casts, adds, gathers, host)", 1.0)]
+
+
+def test_onednn_kernel_times_golden():
+    """ONEDNN_VERBOSE's exec lines (times in ms) summed by kind in us; creation lines and other output ignored."""
+    profile = _load("tfbert_profile_step", os.path.join(os.path.dirname(BENCH), "profile_step.py"))
+    head = "onednn_verbose,v1,primitive"
+    lines = [
+        f"{head},exec,cpu,inner_product,brgemm:avx512_core_bf16,forward_inference,src:bf16 wei:bf16,,mb49ic384oc384,0.075",
+        f"{head},exec,cpu,matmul,brg_matmul:avx512_core_bf16,undef,src:bf16,,1x12x49x32:1x12x32x49,0.05",
+        f"{head},exec,cpu,softmax,jit:avx512_core_bf16,forward_inference,src:bf16,,alg:softmax_accurate axis:3,0.06",
+        f"{head},exec,cpu,reorder,jit:uni,undef,src:bf16 dst:bf16,,,384x384,0.2",
+        f"{head},create:cache_miss,cpu,inner_product,brgemm:avx512_core_bf16,forward_inference,,,mb49,1.5",
+        "onednn_verbose,v1,info,oneDNN v3.7.1",
+        "=== timed texts ===",
+    ]
+    kernels = profile.onednn_kernel_us(lines)
+    assert kernels == pytest.approx({"matmul (dense, attention)": 125.0, "softmax": 60.0,
+                                     "other (casts, adds, gathers, host)": 200.0})
 
 
 @pytest.fixture(scope="module")

@@ -144,7 +144,9 @@ def constant_forward(model: keras.Model, copies: list) -> Callable[[dict], tf.Te
     left as variables (no gain measured, 4 bytes per parameter in the graph),
     as are models whose weights would push the graph, one protobuf, near
     its 2 GiB limit. `copies`: `keras_compat.half_precision_copies(model)`,
-    whose values become the constants. The outputs are the same bits.
+    whose values become the constants. The outputs match the variable
+    path's to bf16 rounding, not bit for bit: grappler folds and fuses
+    constant weights differently.
     """
     if not copies or sum(copy.shape.num_elements() * copy.dtype.size for _, copy in copies) > FROZEN_WEIGHTS_LIMIT:
         return None
