@@ -78,6 +78,25 @@ def test_fast_dense_matches_keras_dense(activation):
     np.testing.assert_allclose(np.asarray(stock(x[:, 0])), expected[:, 0], rtol=1e-5, atol=1e-6)  # rank 2
 
 
+@pytest.mark.parametrize("layer_type", ["dense", "einsum_dense"])
+def test_bf16_bias_gradient_is_summed_in_float32(layer_type):
+    """Mixed precision: the bias gradient over 2,000 rows is within one bf16 rounding of the exact sum."""
+    keras.utils.set_random_seed(0)
+    if layer_type == "dense":
+        layer = keras.layers.Dense(48, dtype="mixed_bfloat16")
+    else:
+        layer = keras.layers.EinsumDense("abc,cd->abd", output_shape=(None, 48), bias_axes="d", dtype="mixed_bfloat16")
+    use_fast_layers(layer)
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((40, 50, 16)), tf.float32)
+    upstream = tf.cast(tf.constant(rng.standard_normal((40, 50, 48)), tf.bfloat16), tf.float32)  # exact in bf16
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.cast(layer(x, training=True), tf.float32) * upstream)
+    gradient = np.asarray(tape.gradient(loss, layer.bias), np.float64)
+    exact = np.asarray(upstream, np.float64).sum(axis=(0, 1))
+    assert np.all(np.abs(gradient - exact) <= np.abs(exact) * 2.0 ** -8 + 1e-6)
+
+
 @pytest.mark.parametrize("equation,k", [
     ("abc,cde->abde", 1),  # MultiHeadAttention's query/key/value projections
     ("abcd,cde->abe", 2),  # its output projection
