@@ -191,15 +191,15 @@ def report_training(kinds: dict[str, float], steps: int) -> dict:
 def report_serving(profile: ServingProfile, texts: int) -> dict:
     """Prints op and kernel time per text by kind; returns the JSON line's fields."""
     ops, kernels = profile.op_us, profile.kernel_us
+    op_total, kernel_total = sum(ops.values()), sum(kernels.values())
     print("| kind of work | op time, us per text | of which oneDNN kernels | share of op time |\n|---|---|---|---|")
     for kind, us in ops.items():
         kernel = f"{kernels[kind]:,.0f}" if kind in kernels else "-"
-        print(f"| {kind} | {us:,.0f} | {kernel} | {us / sum(ops.values()):.1%} |")
-    print(f"| all ops | {sum(ops.values()):,.0f} | {sum(kernels.values()):,.0f} | |")
+        print(f"| {kind} | {us:,.0f} | {kernel} | {us / op_total:.1%} |")
+    print(f"| all ops | {op_total:,.0f} | {kernel_total:,.0f} | |")
     print(f"wall time per text (median): {profile.wall_us:,.0f} us")
-    return {"mode": "serving", "samples": texts, "wall_us": round(profile.wall_us),
-            "op_us": round(sum(ops.values())), "onednn_kernel_us": round(sum(kernels.values())),
-            "share": {kind: round(us / sum(ops.values()), 4) for kind, us in ops.items()}}
+    return {"mode": "serving", "samples": texts, "wall_us": round(profile.wall_us), "op_us": round(op_total),
+            "onednn_kernel_us": round(kernel_total), "share": {kind: round(us / op_total, 4) for kind, us in ops.items()}}
 
 
 def main(argv=None) -> int:
