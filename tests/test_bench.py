@@ -144,3 +144,14 @@ def test_attention_crossover_golden(cost_curves, monkeypatch):
                                              intermediate_dim=16, max_sequence_length=16)
     monkeypatch.setattr(keras_hub.models.BertBackbone, "from_preset", lambda ckpt: backbone)
     assert cost_curves.attention_crossover("any") == round(6 * 2 * 600 / (12 * 2 * 8))
+
+
+def test_embedding_update_bench_times_both_modes(capsys):
+    """The copy-on-read bench runs end to end on a tiny table and ends with its JSON line."""
+    import json
+
+    embedding_update = _load("tfbert_embedding_update", os.path.join(os.path.dirname(BENCH), "embedding_update.py"))
+    assert embedding_update.main(["--rows", "50", "--width", "8", "--batch-size", "2", "--length", "4",
+                                  "--steps", "2", "--repeats", "2"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(result["ms_per_step"]) == {"tfbert", "copy_on_read"} and result["copy_on_read_vs_tfbert"] > 0

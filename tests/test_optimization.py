@@ -146,6 +146,48 @@ def test_embedding_update_on_touched_rows_is_bit_identical_to_the_dense_update()
     assert np.all(sparse[1][never] == 0) and not np.allclose(sparse[0][never], table[never])  # decay only
 
 
+
+
+def _buffer_address(tensor) -> int:
+    """Where `tensor`'s data lives, from its DLPack capsule (numpy() may hand back a copy)."""
+    import ctypes
+
+    import tensorflow as tf
+
+    capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    capsule_pointer.restype, capsule_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    # A DLManagedTensor starts with its DLTensor, which starts with the data pointer.
+    return ctypes.c_void_p.from_address(capsule_pointer(tf.experimental.dlpack.to_dlpack(tensor), b"dltensor")).value
+
+def test_embedding_table_is_read_without_a_copy_after_its_sparse_update():
+    """After the sparse update, dense reads of the table share its buffer, and an earlier read keeps its values.
+
+    A sparse op puts a TensorFlow variable in copy-on-read mode, where every
+    dense read (the next step's lookup, the weight decay) copies the whole
+    table. Reading twice and comparing the buffers' addresses tells the
+    modes apart.
+    """
+    import tensorflow as tf
+
+    from tfbert.keras_compat import AdamW, _tf_variable
+
+    embeddings = keras.Variable(np.ones((50, 4), np.float32), name="embeddings")
+    optimizer = AdamW(learning_rate=0.1, weight_decay=0.1, clip_global_norm=None)
+
+    def sparse_step(row):
+        grad = tf.IndexedSlices(tf.ones((1, 4)), tf.constant([row]), tf.constant([50, 4]))
+        optimizer.apply_gradients([(grad, embeddings)])
+
+    sparse_step(3)
+    table = _tf_variable(embeddings)
+    first, second = table.read_value(), table.read_value()  # both alive: a copy could not reuse the first's buffer
+    assert _buffer_address(first) == _buffer_address(second)
+    before = table.read_value()
+    expected = before.numpy().copy()
+    sparse_step(7)
+    np.testing.assert_array_equal(before.numpy(), expected)  # copied on write, not changed under the reader
+    assert not np.array_equal(table.read_value().numpy()[7], expected[7])
+
 def _batch(token_ids):
     import tensorflow as tf
 

@@ -635,6 +635,10 @@ def _sparse_adam(variable, touched, gradient, adam: _AdamStep):
     adam.m.scatter_update(tf.IndexedSlices(m_rows, rows))
     adam.v.scatter_update(tf.IndexedSlices(v_rows, rows))
     variable.scatter_update(tf.IndexedSlices(var_rows, rows))
+    # A sparse op leaves the table in copy-on-read mode: every later dense read (the next forward pass's
+    # lookup, the weight decay) would copy all of it first. The next sparse op turns the mode back on
+    # and copies only if a dense read still holds the buffer, so turning it off here is safe.
+    tf.raw_ops.DisableCopyOnRead(resource=variable.handle)
 
 
 def _rows_summed(gradient):
